@@ -36,7 +36,8 @@ public sealed record LoadResult(IReadOnlyList<string> MissingKeys, IReadOnlyList
 /// requires), and that each range's length is the shape's element count times the dtype's size. Each
 /// error names the file and the tensor.</para>
 /// <para>The writer pads the header with spaces so that the data section starts at a multiple of 16
-/// bytes (8 + N ≡ 0 mod 16; the format asks for 8), and writes atomically: to a temporary file beside
+/// bytes (8 + N ≡ 0 mod 16; the format asks for 8), lays the data out largest element size first so
+/// every tensor is aligned to its element size, and writes atomically: to a temporary file beside
 /// the target, flushed to disk, then renamed over it, so a crash mid-save leaves the old checkpoint
 /// intact rather than a truncated one.</para>
 /// <para>dtypes: <c>F32</c> (float32), <c>F64</c> (float64), <c>I64</c> (int64), <c>BOOL</c> (one byte, 0 or 1).</para>
@@ -97,7 +98,21 @@ public static class Checkpoint
             ArgumentNullException.ThrowIfNull(tensor, name);
         }
 
-        // The header: metadata first, then the tensors with consecutive byte ranges.
+        // The data section holds the tensors back to back, 8-byte dtypes first, then 4-byte, then
+        // 1-byte (stable within a size, as the safetensors library lays them out): the section
+        // starts 16-byte aligned, so every tensor then starts at a multiple of its element size,
+        // which zero-copy readers (torch.frombuffer, memory maps) need. The header keeps the
+        // caller's order.
+        var layout = list.Select((t, i) => (t.tensor, i)).OrderByDescending(x => ElementSize(x.tensor.dtype)).ThenBy(x => x.i).ToList();
+        var begin = new long[list.Count];
+        long offset = 0;
+        foreach (var (tensor, i) in layout)
+        {
+            begin[i] = offset;
+            offset += tensor.numel() * ElementSize(tensor.dtype);
+        }
+
+        // The header: metadata first, then each tensor's dtype, shape and byte range.
         var json = new MemoryStream();
         using (var w = new Utf8JsonWriter(json, new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
@@ -108,9 +123,9 @@ public static class Checkpoint
                 foreach (var (k, v) in metadata) w.WriteString(k, v);
                 w.WriteEndObject();
             }
-            long offset = 0;
-            foreach (var (name, tensor) in list)
+            for (int i = 0; i < list.Count; i++)
             {
+                var (name, tensor) = list[i];
                 long bytes = tensor.numel() * ElementSize(tensor.dtype);
                 w.WriteStartObject(name);
                 w.WriteString("dtype", DtypeName(tensor.dtype));
@@ -118,11 +133,10 @@ public static class Checkpoint
                 foreach (long d in tensor.shape) w.WriteNumberValue(d);
                 w.WriteEndArray();
                 w.WriteStartArray("data_offsets");
-                w.WriteNumberValue(offset);
-                w.WriteNumberValue(offset + bytes);
+                w.WriteNumberValue(begin[i]);
+                w.WriteNumberValue(begin[i] + bytes);
                 w.WriteEndArray();
                 w.WriteEndObject();
-                offset += bytes;
             }
             w.WriteEndObject();
         }
@@ -142,7 +156,7 @@ public static class Checkpoint
                 fs.Write(len);
                 fs.Write(json.GetBuffer(), 0, headerLength);
                 for (int i = headerLength; i < padded; i++) fs.WriteByte((byte)' ');
-                foreach (var (_, tensor) in list) WriteData(fs, tensor);
+                foreach (var (tensor, _) in layout) WriteData(fs, tensor);
                 fs.Flush(flushToDisk: true);
             }
             File.Move(tmp, full, overwrite: true);
