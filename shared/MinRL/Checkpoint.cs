@@ -97,6 +97,9 @@ public static class Checkpoint
             if (!seen.Add(name)) throw new ArgumentException($"checkpoint '{path}': the name '{name}' is used by two tensors");
             ArgumentNullException.ThrowIfNull(tensor, name);
         }
+        if (metadata is not null)
+            foreach (var (k, v) in metadata)
+                if (v is null) throw new ArgumentException($"checkpoint '{path}': metadata '{k}' is null; safetensors metadata values are strings");
 
         // The data section holds the tensors back to back, 8-byte dtypes first, then 4-byte, then
         // 1-byte (stable within a size, as the safetensors library lays them out): the section

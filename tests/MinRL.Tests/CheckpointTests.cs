@@ -148,6 +148,8 @@ public sealed class CheckpointTests : IDisposable
             Assert.Throws<ArgumentException>(() => Checkpoint.Save(path, [("a", torch.ones(1)), ("a", torch.ones(1))])).Message);
         Assert.Contains("reserved", Assert.Throws<ArgumentException>(() => Checkpoint.Save(path, [("__metadata__", torch.ones(1))])).Message);
         Assert.Contains("empty name", Assert.Throws<ArgumentException>(() => Checkpoint.Save(path, [("", torch.ones(1))])).Message);
+        Assert.Contains("metadata 'x' is null", Assert.Throws<ArgumentException>(() =>
+            Checkpoint.Save(path, [("a", torch.ones(1))], new Dictionary<string, string> { ["x"] = null! })).Message);
         Assert.False(File.Exists(path));
     }
 

@@ -335,6 +335,18 @@ public class PreferenceWorldTests
     }
 
     [Fact]
+    public void MakePairs_from_token_tensors_matches_text()
+    {
+        var problems = new[] { P, P, new Problem(1, 2) };
+        string[] first = ["42.<eos>", "41<eos>", "3<eos>"], second = ["42<eos>", "41<eos>", "3.<eos>"];
+        var fromText = World.MakePairs(problems, first, second, seed: 3);
+        var fromIds = World.MakePairs(problems, ArithmeticTask.EncodeCompletions(first), ArithmeticTask.EncodeCompletions(second), seed: 3);
+        Assert.Equal(2, fromIds.Count); // the identical pair is dropped
+        Assert.Equal(fromText, fromIds);
+        Assert.Throws<ArgumentException>(() => World.MakePairs(problems, ArithmeticTask.EncodeCompletions(first[..2]), ArithmeticTask.EncodeCompletions(second), seed: 3));
+    }
+
+    [Fact]
     public void MakePairs_is_deterministic_in_its_seed()
     {
         var problems = Enumerable.Repeat(P, 500).ToArray();

@@ -156,6 +156,23 @@ public sealed class PreferenceWorld
         return pairs;
     }
 
+    /// <summary>Labelled pairs from sampled token ids: <paramref name="first"/> and <paramref name="second"/>
+    /// are int64 of shape (N, L) (generated tokens only), row i answering <paramref name="problems"/>[i].</summary>
+    public IReadOnlyList<PreferencePair> MakePairs(IReadOnlyList<Problem> problems, torch.Tensor first, torch.Tensor second, long seed)
+        => MakePairs(problems, DecodeRows(problems, first, "first"), DecodeRows(problems, second, "second"), seed);
+
+    private static string[] DecodeRows(IReadOnlyList<Problem> problems, torch.Tensor completions, string which)
+    {
+        var shape = completions.shape;
+        if (completions.dtype != ScalarType.Int64 || shape.Length != 2 || shape[0] != problems.Count)
+            throw new ArgumentException($"MakePairs: {which} completions must be int64 of shape ({problems.Count}, L) but got {completions.dtype} of shape [{string.Join(", ", shape)}]");
+        var ids = completions.data<long>().ToArray();
+        int L = (int)shape[1];
+        var rows = new string[problems.Count];
+        for (int i = 0; i < rows.Length; i++) rows[i] = CharTokenizer.Instance.Decode(ids.Skip(i * L).Take(L));
+        return rows;
+    }
+
     /// <summary>
     /// The noise ceiling: the accuracy of the Bayes-optimal labeller-predictor on these pairs, the mean
     /// over pairs of max(p, 1 − p) with p = σ(Δgold / τ).
