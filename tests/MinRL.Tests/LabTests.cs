@@ -197,7 +197,7 @@ public class LabTests : IDisposable
         Row("--steps <int>", "400", "policy-gradient steps"); // the override's default and help line
         Row("--seed <long>", "1", "the same seed reproduces a run bit for bit");
         Row("--quick", "false", "(an explicit --steps still wins)");
-        Row("--out <string>", "runs/<chapter>/seed<seed>", "with -quick for --quick)");
+        Row("--out <string>", "runs/00-test/seed<seed>", "(--quick runs go to seed<seed>-quick)");
         Row("--threads <int>", "0", "(results are identical for any count)");
         Row("--learning-rate <double>", "0.0003", "learning rate of AdamW; CleanRL ppo.py uses 2.5e-4");
         Row("--clip-eps <float>", "0.2", "PPO clip range ε");
@@ -523,10 +523,10 @@ public class LabTests : IDisposable
         Assert.DoesNotContain("NaN", text);
         Assert.DoesNotContain("Infinity", text);
         Assert.Contains("00-test — seed 1 <&>", doc.Descendants().First(e => e.Name.LocalName == "text").Value);
-        // NaN in gold and +inf in reward break their lines in two; the all-but-one-NaN series is one lone dot.
+        // NaN in gold and +inf in reward break their lines in two; the all-but-one-NaN series is one lone ring.
         Assert.Equal(2, ((string)paths[0].Attribute("d")!).Count(c => c == 'M'));
         Assert.Equal(2, ((string)paths[2].Attribute("d")!).Count(c => c == 'M'));
-        Assert.Contains("h0", (string)paths[5].Attribute("d")!);
+        Assert.Matches(@"^M[\d.]+,[\d.]+a1\.5,1\.5 0 1,0 3,0a1\.5,1\.5 0 1,0 -3,0$", (string)paths[5].Attribute("d")!);
         // The KL panel is labelled by its x metric; a legend appears where there is more than one entry.
         Assert.Contains(doc.Descendants(), e => e.Name.LocalName == "text" && e.Value == "kl");
         Assert.Equal(2, doc.Descendants().Count(e => (string?)e.Attribute("class") == "legend"));
@@ -549,7 +549,7 @@ public class LabTests : IDisposable
         // The constant line sits mid-panel: all three y coordinates are equal.
         Assert.Single(d[0].Split('M', 'L', StringSplitOptions.RemoveEmptyEntries).Select(p => p.Split(',')[1]).Distinct());
         Assert.Equal("", d[1]);
-        Assert.EndsWith("h0", d[2]);
+        Assert.EndsWith("a1.5,1.5 0 1,0 -3,0", d[2]);
     }
 
     [Fact]
@@ -723,10 +723,12 @@ public class LabTests : IDisposable
             ColorSystem = Spectre.Console.ColorSystemSupport.TrueColor,
             Out = new Spectre.Console.AnsiConsoleOutput(w),
         });
+        console.Profile.Width = 160;
         using (var p = new LabProgress(10, "GRPO [x]", plain: null, show: null, console: console))
             for (int s = 1; s <= 10; s++) { p.Update(s, ("reward", 0.75), ("kl", 0.0125)); Thread.Sleep(5); }
         string output = w.ToString();
-        Assert.Contains("GRPO [x]  reward 0.75  kl 0.0125", output); // markup in the description is escaped, not eaten
+        Assert.Contains("GRPO [x]", output);               // markup in the description is escaped, not eaten
+        Assert.Contains("reward 0.75  kl 0.0125", output);
         Assert.Contains("100%", output);
     }
 

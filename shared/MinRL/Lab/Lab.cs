@@ -174,7 +174,7 @@ public static class Lab
             }
             w.WriteEndObject();
         }
-        File.WriteAllBytes(path, stream.ToArray());
+        File.WriteAllText(path, Encoding.UTF8.GetString(stream.ToArray()) + "\n", new UTF8Encoding(false));
     }
 
     // ---------------------------------------------------------------- output

@@ -3,8 +3,9 @@
 //     using var progress = Lab.Progress(steps, "REINFORCE");
 //     for (int step = 1; step <= steps; step++) { ...; progress.Update(step, ("reward", r), ("kl", kl)); }
 //
-// On a terminal it is a Spectre.Console live progress bar whose description carries the latest
-// metrics compactly (`REINFORCE  reward 0.41  kl 0.012`), with percentage, elapsed time and ETA.
+// On a terminal it is a Spectre.Console live progress bar — description, bar, percentage, elapsed
+// time, ETA — followed by the latest metrics, compactly (`reward 0.41  kl 0.012`; cut with an
+// ellipsis when the terminal is too narrow, so the bar itself never wraps).
 // When the output is not a terminal (CI, tests, a pipe into a file) it prints plain lines instead —
 // one at each 10% of the work, or after 15 s without one, plus the last — with no ANSI codes.
 // Update costs a comparison and a clock read in that mode, so it never slows training.
@@ -12,6 +13,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using Spectre.Console;
+using Spectre.Console.Rendering;
 
 namespace MinRL;
 
@@ -37,6 +39,7 @@ public sealed class LabProgress : IDisposable
 
     // Live mode: Spectre's Progress.Start blocks, so it runs on a background thread until Dispose.
     private readonly ProgressTask? _task;
+    private readonly MetricsColumn _metricsColumn = new();
     private readonly Thread? _thread;
     private readonly ManualResetEventSlim _done = new(false);
     private Exception? _liveError;
@@ -58,6 +61,9 @@ public sealed class LabProgress : IDisposable
             return;
         }
 
+        // The columns before the metrics: description, bar (24), percentage (4), elapsed and ETA (8 each),
+        // and a space between columns; the metrics get what is left of the line.
+        _metricsColumn.Reserved = description.Length + 24 + 4 + 8 + 8 + 6;
         var started = new ManualResetEventSlim(false);
         ProgressTask? task = null;
         _thread = new Thread(() =>
@@ -67,8 +73,8 @@ public sealed class LabProgress : IDisposable
                 (console ?? AnsiConsole.Console).Progress()
                     .AutoClear(false)
                     .HideCompleted(false)
-                    .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(),
-                             new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+                    .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn { Width = 24 },
+                             new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn(), _metricsColumn)
                     .Start(ctx =>
                     {
                         task = ctx.AddTask(Markup.Escape(description), maxValue: total);
@@ -94,7 +100,7 @@ public sealed class LabProgress : IDisposable
         _lastStep = step;
         if (_task is not null)
         {
-            _task.Description = Markup.Escape(Line(metrics, withDescription: true));
+            _metricsColumn.Text = Line(metrics, withDescription: false);
             _task.Value = Math.Min(step, _total);
             return;
         }
@@ -140,6 +146,20 @@ public sealed class LabProgress : IDisposable
         s < 60 ? s.ToString("0.0", CultureInfo.InvariantCulture) + " s"
         : s < 3600 ? $"{(int)(s / 60)} min {(int)(s % 60):00} s"
         : $"{(int)(s / 3600)} h {(int)(s % 3600 / 60):00} min";
+
+    /// <summary>The metrics after the bar: plain text, one line, cut with "…" when too long.</summary>
+    private sealed class MetricsColumn : ProgressColumn
+    {
+        public volatile string Text = "";
+        public int Reserved;
+        protected override bool NoWrap => true;
+        public override IRenderable Render(RenderOptions options, ProgressTask task, TimeSpan deltaTime)
+        {
+            string text = Text;
+            int width = Math.Max(8, options.ConsoleSize.Width - Reserved - 1);
+            return new Text(text.Length <= width ? text : text[..(width - 1)] + "…");
+        }
+    }
 
     /// <summary>Ends the display: the live bar stops (left on screen); in plain mode the last update is
     /// printed if it was not.</summary>

@@ -48,7 +48,7 @@ public abstract record LabArgs
     [Help("a fast smoke run: the chapter shrinks its work to seconds (an explicit --steps still wins)")]
     public bool Quick { get; init; }
 
-    [Help("output folder for metrics.csv, curves.svg and summary.json (default: runs/<chapter>/seed<seed>, with -quick for --quick)")]
+    [Help("output folder for metrics.csv, curves.svg and summary.json (--quick runs go to seed<seed>-quick)")]
     public string Out { get; init; } = "";
 
     [Help("CPU threads for the tensor engine; 0 = all cores (results are identical for any count)", Min = 0)]
@@ -347,7 +347,7 @@ internal static class Options
         sb.AppendLine();
         var rows = options.Select(o => (
             left: o.IsFlag ? o.Name : $"{o.Name} <{TypeName(o.Type)}>",
-            def: o.Property.Name == nameof(LabArgs.Out) && o.Default is "" ? "runs/<chapter>/seed<seed>" : Format(o.Default),
+            def: o.Property.Name == nameof(LabArgs.Out) && o.Default is "" ? $"runs/{chapter}/seed<seed>" : Format(o.Default),
             help: o.Help?.Text ?? ""))
             .Append((left: "-h, --help", def: "", help: "show this help and exit"))
             .ToList();

@@ -8,7 +8,8 @@
 //
 // A figure is a grid of small panels; each panel is a line chart with a frame, grid lines, tick
 // labels on both axes, a title, an x-axis label and (for two or more series) a legend. Each series
-// is one <path> (NaN and ±inf points are skipped and break the line; a lone point shows as a dot).
+// is one <path> (NaN and ±inf points are skipped and break the line; a lone point shows as a ring).
+// The legend goes in the corner where it hides the fewest points.
 // A constant series gets a small range around its value so it draws as a flat line mid-panel.
 // With Smoothing > 0 each series is drawn twice: faint raw values, then a TensorBoard-style
 // exponential moving average on top.
@@ -72,7 +73,8 @@ public sealed class SvgPlot(string title = "")
     public int Columns { get; set; }
 
     /// <summary>Exponential-moving-average weight in [0, 1) for a smoothed line over the raw one
-    /// (TensorBoard's slider; 0.9 suits noisy RL rewards). 0 = raw values only.</summary>
+    /// (TensorBoard's slider; 0.9 suits noisy RL rewards). 0 = raw values only. Like any moving
+    /// average it lags a trend by about 1/(1 − weight) points.</summary>
     public double Smoothing { get; set; }
 
     public List<SvgPanel> Panels { get; } = [];
@@ -182,8 +184,14 @@ public sealed class SvgPlot(string title = "")
         if (entries.Count > 1)
         {
             double lw = Math.Min(x1 - x0 - 8, 30 + 6.4 * entries.Max(e => e.Name.Length));
-            double lx = x1 - lw - 4, ly = y0 + 4;
-            svg.Append($"<g class=\"legend\"><rect x=\"{F(lx)}\" y=\"{F(ly)}\" width=\"{F(lw)}\" height=\"{F(6 + 14 * entries.Count)}\" fill=\"white\" fill-opacity=\"0.85\" stroke=\"#ccc\"/>\n");
+            double lh = 6 + 14 * entries.Count;
+            // Put it in the corner that hides the fewest points (top-right on a tie).
+            var pts = panel.Series.SelectMany(s => Finite(s)).Select(p => (x: Sx(p.x), y: Sy(p.y)))
+                .Concat(panel.HLines.Where(h => double.IsFinite(h.Y)).SelectMany(h => Enumerable.Range(0, 21).Select(k => (x: x0 + k * (x1 - x0) / 20, y: Sy(h.Y)))))
+                .ToList();
+            (double lx, double ly) = new[] { (x1 - lw - 4, y0 + 4), (x0 + 4, y0 + 4), (x1 - lw - 4, y1 - lh - 4), (x0 + 4, y1 - lh - 4) }
+                .MinBy(c => pts.Count(p => p.x >= c.Item1 - 3 && p.x <= c.Item1 + lw + 3 && p.y >= c.Item2 - 3 && p.y <= c.Item2 + lh + 3));
+            svg.Append($"<g class=\"legend\"><rect x=\"{F(lx)}\" y=\"{F(ly)}\" width=\"{F(lw)}\" height=\"{F(lh)}\" fill=\"white\" fill-opacity=\"0.85\" stroke=\"#ccc\"/>\n");
             for (int i = 0; i < entries.Count; i++)
             {
                 var e = entries[i];
@@ -216,10 +224,10 @@ public sealed class SvgPlot(string title = "")
                 d.Append($"M{F(px - 2)},{F(py)}a2,2 0 1,0 4,0a2,2 0 1,0 -4,0");
             else
             {
-                // A segment that turns out to be a lone point still shows: "h0" with a round cap is a dot.
+                // A point with no finite neighbour would be an invisible zero-length line: draw a small ring.
                 bool lone = !pen && (i + 1 >= n || !double.IsFinite(s.X[i + 1]) || !double.IsFinite(ys[i + 1]));
+                if (lone) { d.Append($"M{F(px - 1.5)},{F(py)}a1.5,1.5 0 1,0 3,0a1.5,1.5 0 1,0 -3,0"); continue; }
                 d.Append(pen ? 'L' : 'M').Append(F(px)).Append(',').Append(F(py));
-                if (lone) d.Append("h0");
                 pen = true;
             }
         }
