@@ -29,6 +29,12 @@ public sealed record TestArgs : LabArgs
     [Help("GAE λ", Min = 0, Max = 1)] public double GaeLambda { get; init; } = 0.95;
 }
 
+/// <summary>Overrides Steps with a [Help] that has no Min.</summary>
+public sealed record NoMinArgs : LabArgs
+{
+    [Help("steps")] public override int Steps { get; init; } = 10;
+}
+
 [Collection("Lab console")]
 public class LabTests : IDisposable
 {
@@ -188,6 +194,7 @@ public class LabTests : IDisposable
         Assert.True(e.IsHelp);
         Assert.Equal(0, e.ExitCode);
         Assert.Equal(e.Message, Assert.Throws<LabUsageException>(() => P("-h")).Message);
+        Assert.Equal(e.Message, Assert.Throws<LabUsageException>(() => P("--stepz", "x", "-h")).Message); // help wins over errors
         string help = e.Message;
         Assert.StartsWith("00-test — a test chapter", help);
         Assert.Contains("usage: dotnet run --project 00-test -- [options]", help);
@@ -254,6 +261,8 @@ public class LabTests : IDisposable
     [Fact]
     public void Values_outside_the_declared_range_are_rejected()
     {
+        Assert.Equal("bad value for --steps: 0 is below its minimum 1", Assert.Throws<LabUsageException>(
+            () => Lab.Parse<NoMinArgs>(["--steps", "0"], "00-test")).Message); // even if an override drops Min
         Assert.Equal("bad value for --steps: 0 is below its minimum 1", UsageError("--steps", "0"));
         Assert.Equal("bad value for --gae-lambda: 1.5 is above its maximum 1", UsageError("--gae-lambda", "1.5"));
         Assert.Equal("bad value for --threads: -1 is below its minimum 0", UsageError("--threads", "-1"));

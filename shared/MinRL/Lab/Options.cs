@@ -9,10 +9,14 @@
 //     }
 //
 // and `Lab.Parse<Args>(argv, ...)` fills it from `--learning-rate 1e-4` or `--learning-rate=1e-4`
-// (the option is the property's name in kebab-case). `--help` lists every option with its type,
-// default and help line. Anything wrong — an unknown option, a value of the wrong type, a missing
-// value — is a LabUsageException whose message says exactly what and how to fix it; `Lab.Run`
-// prints it in one red line (no stack trace) and exits with code 2.
+// (the option is the property's name in kebab-case). Types: int, long, double, float, string, bool
+// (`--quick` alone means true; `--quick false` also works), enums (by name, any case, dashes
+// allowed: `--mode dr-grpo`) and arrays of those (`--lambdas 0,0.95,1`); numbers always use '.'.
+// Chapters read `args.StepsOr(quickSteps)` for the step count, so that `--quick --steps 50` runs 50.
+// `--help` lists every option with its type, default and help line. Anything wrong — an unknown
+// option, a value of the wrong type or out of range, a missing value — is a LabUsageException whose
+// message says exactly what and how to fix it; `Lab.Run` prints it in one red line (no stack trace)
+// and exits with code 2.
 using System.Globalization;
 using System.Reflection;
 using System.Text;
@@ -154,11 +158,12 @@ internal static class Options
         var args = new TArgs();
         var given = new HashSet<string>();
 
+        // --help anywhere wins over any error elsewhere on the line (as in argparse).
+        if (argv.Any(IsHelp)) throw new LabUsageException(HelpText(options, chapter, description), exitCode: 0);
+
         for (int i = 0; i < argv.Length; i++)
         {
             string token = argv[i];
-            if (token is "--help" or "-h" or "-?" or "/?")
-                throw new LabUsageException(HelpText(options, chapter, description), exitCode: 0);
             if (!token.StartsWith("--", StringComparison.Ordinal) || token.Length == 2)
                 throw new LabUsageException(token.StartsWith('-')
                     ? $"unknown option '{token}': options are written --name (see --help)"
@@ -194,6 +199,8 @@ internal static class Options
         }
 
         foreach (var option in options) CheckRange(option, option.Property.GetValue(args));
+        if (args.Steps < 1) // whatever an override's [Help] says
+            throw new LabUsageException($"bad value for --steps: {args.Steps} is below its minimum 1");
         if (args.Out.Length == 0)
             typeof(LabArgs).GetProperty(nameof(LabArgs.Out))!.SetValue(args, DefaultOut(chapter, args));
         return args;
@@ -202,6 +209,8 @@ internal static class Options
     /// <summary>runs/&lt;chapter&gt;/seed&lt;seed&gt;, or .../seed&lt;seed&gt;-quick for a smoke run (so it cannot overwrite a real one).</summary>
     internal static string DefaultOut(string chapter, LabArgs args) =>
         Path.Combine("runs", chapter, $"seed{args.Seed.ToString(CultureInfo.InvariantCulture)}{(args.Quick ? "-quick" : "")}");
+
+    private static bool IsHelp(string token) => token is "--help" or "-h" or "-?" or "/?";
 
     private static bool IsBoolWord(string s) =>
         s.Equals("true", StringComparison.OrdinalIgnoreCase) || s.Equals("false", StringComparison.OrdinalIgnoreCase);
