@@ -532,6 +532,8 @@ public static partial class torch
         private Tensor FitValue(Tensor value, long[] shape)
         {
             var v = value.detach();
+            // As PyTorch: leading size-1 dims of the value are ignored (x[0] = ones(1) fills a single element).
+            while (v.Rank > shape.Length && v._shape[0] == 1) v = v.reshape(v._shape[1..]);
             if (!Shapes.Equal(v._shape, shape))
             {
                 if (!Shapes.Equal(Shapes.Broadcast(v._shape, shape, "index_put_"), shape))
