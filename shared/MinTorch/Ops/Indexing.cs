@@ -406,7 +406,7 @@ public static partial class torch
                 Par.For(y._numel, 65536, (s, e) =>
                 {
                     if (!ReferenceEquals(X, Y)) X.AsSpan(s, e - s).CopyTo(Y.AsSpan(s, e - s));
-                    for (int i = s; i < e; i++) if (M[i]) Y[i] = v;
+                    FillRuns(M.AsSpan(s, e - s), Y.AsSpan(s, e - s), v);
                 });
                 return;
             }
@@ -422,9 +422,26 @@ public static partial class torch
                     if (!plan.BInner && M[mo]) { yr.Fill(v); continue; }
                     if (plan.AInner) { if (!ReferenceEquals(X, Y) || xo != r * inner) X.AsSpan(xo, inner).CopyTo(yr); }
                     else yr.Fill(X[xo]);
-                    if (plan.BInner) for (int i = 0; i < inner; i++) if (M[mo + i]) yr[i] = v;
+                    if (plan.BInner) FillRuns(M.AsSpan(mo, inner), yr, v);
                 }
             });
+        }
+
+        /// <summary>y[i] = v wherever mask[i]. Masks come in runs (causal, padding), so find each run of trues
+        /// with the vectorised IndexOf and fill it whole.</summary>
+        private static void FillRuns<T>(ReadOnlySpan<bool> mask, Span<T> y, T v)
+        {
+            int i = 0;
+            while (i < mask.Length)
+            {
+                int start = mask[i..].IndexOf(true);
+                if (start < 0) return;
+                start += i;
+                int end = mask[start..].IndexOf(false);
+                end = end < 0 ? mask.Length : start + end;
+                y[start..end].Fill(v);
+                i = end;
+            }
         }
 
         /// <summary>out = this where <paramref name="condition"/> is true, <paramref name="y"/> where it is false; all three

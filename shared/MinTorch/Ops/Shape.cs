@@ -1,3 +1,6 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
 namespace MinTorch;
 
 /// <summary>
@@ -57,6 +60,17 @@ internal static class Strided
             if (last >= 0 && strideList[last] == stride * size) { sizeList[last] *= size; strideList[last] = stride; continue; }
             sizeList.Add(size); strideList.Add(stride);
         }
+        // The kernels index without bounds checks, so check once that the whole view lies inside S.
+        long lo = v.Offset, hi = v.Offset;
+        for (int a = 0; a < sizeList.Count; a++)
+        {
+            long span = (long)(sizeList[a] - 1) * strideList[a];
+            if (span < 0) lo += span; else hi += span;
+        }
+        long count = 1;
+        foreach (var size in sizeList) count *= size;
+        if (lo < 0 || hi >= S.Length || count > D.Length)
+            throw new InvalidOperationException($"internal: strided view [{lo}, {hi}] outside a buffer of {S.Length} elements");
         int off = (int)v.Offset;
         int n = sizeList.Count;
         if (n == 0) { if (gather) D[0] = S[off]; else S[off] = D[0]; return; }
@@ -127,14 +141,18 @@ internal static class Strided
                     dBase += c * dStrides[d]; sBase += c * strides[d];
                 }
                 int k0 = band * Tile, k1 = Math.Min(K, k0 + Tile);
+                // Bounds were settled when the view was built; index through refs to skip per-element checks.
+                ref T d0 = ref MemoryMarshal.GetArrayDataReference(D);
+                ref T s0 = ref MemoryMarshal.GetArrayDataReference(S);
                 for (int a0 = 0; a0 < A; a0 += Tile)
                 {
                     int a1 = Math.Min(A, a0 + Tile);
                     for (int i = k0; i < k1; i++)
                     {
-                        int dRow = dBase + i * dk, sRow = sBase + i;
-                        if (gather) for (int j = a0; j < a1; j++) D[dRow + j] = S[sRow + j * sa];
-                        else for (int j = a0; j < a1; j++) S[sRow + j * sa] = D[dRow + j];
+                        ref T dRow = ref Unsafe.Add(ref d0, dBase + i * dk);
+                        ref T sRow = ref Unsafe.Add(ref s0, sBase + i);
+                        if (gather) for (int j = a0; j < a1; j++) Unsafe.Add(ref dRow, j) = Unsafe.Add(ref sRow, j * sa);
+                        else for (int j = a0; j < a1; j++) Unsafe.Add(ref sRow, j * sa) = Unsafe.Add(ref dRow, j);
                     }
                 }
             }
