@@ -167,20 +167,23 @@ public class IndexingTests
     }
 
     [Fact]
-    public void Gather_scatter_add_and_masked_fill_are_bitwise_identical_for_any_thread_count()
+    public void Gather_scatter_add_masked_fill_and_where_are_bitwise_identical_for_any_thread_count()
     {
+        // Sizes are chosen so that every kernel below is split into several chunks.
         var gen = new Generator(6);
         var logp = randn(new long[] { 8, 64, 100 }, generator: gen);
-        var tok = randint(0, 100, [8, 64, 1], generator: gen);
-        var cols = randint(0, 8, [8, 300], generator: gen);     // dim-0 scatter onto few rows: split over columns
-        var src = randn(new long[] { 8, 300 }, generator: gen);
-        var causal = ones(64, 64, dtype: ScalarType.Bool).triu(1);
-        var scores = randn(new long[] { 4, 2, 64, 64 }, generator: gen);
+        var tok = randint(0, 100, [8, 64, 100], generator: gen);   // many outer rows: split by rows
+        var cols = randint(0, 8, [8, 10000], generator: gen);      // dim-0 scatter onto few rows: split by columns
+        var src = randn(new long[] { 8, 10000 }, generator: gen);
+        var causal = ones(128, 128, dtype: ScalarType.Bool).triu(1);
+        var scores = randn(new long[] { 4, 4, 128, 128 }, generator: gen);
+        var cond = randn(new long[] { 300, 500 }, generator: gen) > 0;
+        var a = randn(new long[] { 300, 500 }, generator: gen);
         float[][] Run() =>
         [
-            F(logp.gather(-1, tok)), F(zeros(8, 64, 100).scatter_add(2, tok, ones(8, 64, 1))),
-            F(zeros(8, 300).scatter_add(0, cols, src)), F(src.index_add(0, L([3, 3, 0, 7, 3, 1, 0, 3], 8), src, 1)),
-            F(scores.masked_fill(causal, float.NegativeInfinity)),
+            F(logp.gather(-1, tok)), F(zeros(8, 64, 100).scatter_add(2, tok, logp)),
+            F(zeros(8, 10000).scatter_add(0, cols, src)),
+            F(scores.masked_fill(causal, float.NegativeInfinity)), F(where(cond, a, a.neg())),
         ];
         int saved = get_num_threads();
         try
@@ -189,9 +192,13 @@ public class IndexingTests
             set_num_threads(Math.Max(4, Environment.ProcessorCount)); var many = Run();
             for (int i = 0; i < one.Length; i++) Assert.Equal(one[i], many[i]);
             // Row-by-row reference for the dim-0 scatter_add (sums in row order).
-            var C = cols.data<long>().ToArray(); var S = F(src); var expect = new float[8 * 300];
-            for (int r = 0; r < 8; r++) for (int c = 0; c < 300; c++) expect[C[r * 300 + c] * 300 + c] += S[r * 300 + c];
+            var C = cols.data<long>().ToArray(); var S = F(src); var expect = new float[8 * 10000];
+            for (int r = 0; r < 8; r++) for (int c = 0; c < 10000; c++) expect[C[r * 10000 + c] * 10000 + c] += S[r * 10000 + c];
             Assert.Equal(expect, one[2]);
+            // And for the last-dim scatter_add, in index order.
+            var T = tok.data<long>().ToArray(); var P = F(logp); var expect2 = new float[8 * 64 * 100];
+            for (int r = 0; r < 8 * 64; r++) for (int j = 0; j < 100; j++) expect2[r * 100 + T[r * 100 + j]] += P[r * 100 + j];
+            Assert.Equal(expect2, one[1]);
         }
         finally { set_num_threads(saved); }
     }
