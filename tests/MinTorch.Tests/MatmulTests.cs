@@ -133,7 +133,7 @@ public class MatmulTests
         var sizes = new (int M, int N, int K)[]
         {
             (1, 1, 1), (7, 13, 5), (65, 130, 97), (300, 257, 129), (12, 32, 256), (13, 33, 257),
-            (Gemm.MC + 5, 3, 2), (2, Gemm.NT + 3, 4), (Gemm.MChunk + 7, 9, 5), (5, Gemm.NC + 9, 3), (6, 7, Gemm.KO + 11),
+            (Gemm.MC + 5, 3, 2), (2, Gemm.NT + 3, 4), (Gemm.DirectBRows + 7, 70, 40), (Gemm.MChunk + 7, 9, 5), (5, Gemm.NC + 9, 3), (6, 7, Gemm.KO + 11),
         };
         foreach (var (M, N, K) in sizes)
             foreach (var tA in new[] { false, true })

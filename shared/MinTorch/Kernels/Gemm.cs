@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace MinTorch;
 
@@ -40,6 +41,9 @@ internal static unsafe class Gemm
 {
     // Blocking, tuned on an AMD EPYC (Zen 4, 32 KB L1d, 1 MB L2 per core, shared L3).
     internal static int KC = Env("KC", 256);   // depth of a slice: an A panel (MR × KC) fits in L1
+    /// <summary>Up to this many rows of A, B is read in place (not packed) when it is not transposed.</summary>
+    internal static int DirectBRows = Env("DBROWS", 512);
+    internal static int TilesPerThread = Env("TPT", 3);
     internal static int MC = Env("MC", 96);    // rows of a tile: a multiple of every MR (12 and 6)
     internal static int NT = Env("NT", 256);   // columns of a tile: the B panels it reads (KC × NT) fit in L2
     internal static int NC = Env("NC", 2048);  // columns of B packed at once
@@ -122,11 +126,14 @@ internal static unsafe class Gemm
                 {
                     A = A, lda = lda, transA = transA, B = B, ldb = ldb, transB = transB, C = C, ldc = ldc,
                     M = M, Ap = Ap, Bp = Bp, mr = mr, nr = nr,
+                    directB = !transB && M <= DirectBRows,
                 };
+                // Enough tiles to keep every thread busy (how C is cut into tiles does not change the result).
+                int target = parallel ? TilesPerThread * Par.MaxThreads : 1;
                 for (int jc = 0; jc < N; jc += NC)
                 {
                     job.j0 = jc; job.nc = Math.Min(NC, N - jc);
-                    job.nTiles = (job.nc + NT - 1) / NT;
+                    job.nTiles = TileCounts(mChunk, job.nc, mr, nr, target).n;
                     for (int pc = 0; pc < K; pc += KO)
                     {
                         job.p0 = pc; job.kc = Math.Min(KO, K - pc);
@@ -136,7 +143,7 @@ internal static unsafe class Gemm
                         for (int ic = 0; ic < M; ic += MChunk)
                         {
                             job.i0 = ic; job.mc = Math.Min(MChunk, M - ic);
-                            job.mTiles = (job.mc + MC - 1) / MC;
+                            job.mTiles = TileCounts(job.mc, job.nc, mr, nr, target, job.nTiles).m;
                             job.aPacked = new int[job.mTiles * job.slices];
                             int tiles = job.mTiles * job.nTiles;
                             if (parallel && tiles > 1) Par.For(tiles, 1, job.Run);
@@ -156,6 +163,28 @@ internal static unsafe class Gemm
     private static int RoundUp(int x, int m) => (x + m - 1) / m * m;
 
     /// <summary>
+    /// How many tiles to cut an mc × nc block of C into: tiles of about MC × NT (cache-sized), split
+    /// further — along whichever side is longer — until there are at least <paramref name="target"/>.
+    /// </summary>
+    private static (int m, int n) TileCounts(int mc, int nc, int mr, int nr, int target, int fixedN = 0)
+    {
+        int mPanels = (mc + mr - 1) / mr, nPanels = (nc + nr - 1) / nr;
+        int m = Math.Min(mPanels, (mc + MC - 1) / MC);
+        int n = fixedN > 0 ? fixedN : Math.Min(nPanels, (nc + NT - 1) / NT);
+        while (m * n < target)
+        {
+            bool canM = m < mPanels, canN = fixedN == 0 && n < nPanels;
+            if (!canM && !canN) break;
+            if (canM && (!canN || (double)mc / m >= (double)nc / n)) m++; else n++;
+        }
+        return (m, n);
+    }
+
+    /// <summary>Start of part <paramref name="t"/> of <paramref name="parts"/> when <paramref name="panels"/> panels of
+    /// <paramref name="size"/> are shared out as evenly as possible.</summary>
+    private static int PartStart(int t, int parts, int panels, int size) => (int)((long)t * panels / parts) * size;
+
+    /// <summary>
     /// One parallel step: the tiles of C[i0.., j0..] over K[p0 .. p0+kc]. Each tile is owned by one task;
     /// the packed blocks of A and B it needs are packed by whichever task needs them first (the others
     /// wait for it), so packing is spread over the threads without a separate parallel loop.
@@ -164,7 +193,7 @@ internal static unsafe class Gemm
     {
         public T* A, B, C, Ap, Bp;
         public nint lda, ldb, ldc;
-        public bool transA, transB, accumulate;
+        public bool transA, transB, accumulate, directB;
         public int M, mr, nr;
         public int i0, mc, j0, nc, p0, kc;     // this step's block of C and slice of K
         public int mTiles, nTiles, slices;
@@ -174,9 +203,13 @@ internal static unsafe class Gemm
         {
             for (int t = start; t < end; t++)
             {
-                int ti = t / nTiles, tj = t % nTiles;
-                int ri = ti * MC, rows = Math.Min(MC, mc - ri);      // the tile, relative to (i0, j0)
-                int cj = tj * NT, cols = Math.Min(NT, nc - cj);
+                // Tile order: the first mTiles tasks take different rows and columns of tiles, so
+                // threads starting together pack different blocks instead of waiting for each other.
+                int ti = t % mTiles, tj = (t / mTiles + ti) % nTiles;
+                // The tile, relative to (i0, j0): whole panels, shared out evenly.
+                int mPanels = (mc + mr - 1) / mr, nPanels = (nc + nr - 1) / nr;
+                int ri = PartStart(ti, mTiles, mPanels, mr), rows = Math.Min(mc, PartStart(ti + 1, mTiles, mPanels, mr)) - ri;
+                int cj = PartStart(tj, nTiles, nPanels, nr), cols = Math.Min(nc, PartStart(tj + 1, nTiles, nPanels, nr)) - cj;
                 for (int s = 0; s < slices; s++)
                 {
                     int ks = s * KC, kcs = Math.Min(KC, kc - ks);
@@ -186,21 +219,47 @@ internal static unsafe class Gemm
                     ref int aState = ref aPacked[ti * slices + s], bState = ref bPacked[tj * slices + s];
                     if (Claim(ref aState)) { PackAPanels(i0 + ri, rows, p0 + ks, kcs, a); Volatile.Write(ref aState, 2); }
                     if (Claim(ref bState)) { PackBPanels(j0 + cj, cols, p0 + ks, kcs, b); Volatile.Write(ref bState, 2); }
-                    Tile(a, b, C + (long)(i0 + ri) * ldc + j0 + cj, ldc, rows, cols, kcs, accumulate || s > 0);
+                    T* bd = directB ? B + (p0 + ks) * ldb + j0 + cj : null;
+                    Tile(a, b, bd, ldb, C + (long)(i0 + ri) * ldc + j0 + cj, ldc, rows, cols, kcs, accumulate || s > 0);
                 }
             }
         }
 
+        /// <summary>Packs op(A)[i.., p..] (rows × k) as MR-tall panels: for each k, MR numbers (one per row).</summary>
         private void PackAPanels(int i, int rows, int p, int k, T* dst)
         {
             for (int r = 0; r < rows; r += mr, dst += mr * k)
-                PackA(A, lda, transA, i + r, p, Math.Min(mr, rows - r), k, mr, dst);
+            {
+                int h = Math.Min(mr, rows - r);
+                if (transA) PackRows(A + p * lda + i + r, lda, k, h, mr, dst);   // op(A)[i, p] = A[p, i]
+                else PackColumns(A + (i + r) * lda + p, lda, k, h, mr, dst);
+            }
         }
 
+        /// <summary>Packs op(B)[p.., j..] (k × cols) as NR-wide panels: for each k, NR numbers (one per column).</summary>
         private void PackBPanels(int j, int cols, int p, int k, T* dst)
         {
-            for (int q = 0; q < cols; q += nr, dst += nr * k)
-                PackB(B, ldb, transB, p, j + q, k, Math.Min(nr, cols - q), nr, dst);
+            if (transB)
+            {
+                for (int q = 0; q < cols; q += nr, dst += nr * k)                 // op(B)[p, j] = B[j, p]
+                    PackColumns(B + (j + q) * ldb + p, ldb, k, Math.Min(nr, cols - q), nr, dst);
+                return;
+            }
+            T* src = B + p * ldb + j;
+            int full = cols / nr;
+            if (directB)
+            {
+                // The kernel reads whole panels straight from B; only a partial last panel is packed (zero-padded).
+                if (full * nr < cols) PackRows(src + full * nr, ldb, k, cols - full * nr, nr, dst + full * nr * k);
+                return;
+            }
+            // Row by row across all the panels, so B is read in order.
+            for (int kk = 0; kk < k; kk++, src += ldb)
+            {
+                T* d = dst + kk * nr;
+                for (int q = 0; q < full; q++, d += nr * k) Copy(src + q * nr, d, nr);
+                if (full * nr < cols) PackRows(src + full * nr, ldb, 1, cols - full * nr, nr, d);
+            }
         }
 
         /// <summary>True if the caller should pack this block (and then set the state to 2); otherwise
@@ -216,7 +275,7 @@ internal static unsafe class Gemm
     }
 
     /// <summary>C[rows × cols] (+)= Ap · Bp for packed panels (rows, cols need not be whole panels).</summary>
-    private static void Tile<T>(T* Ap, T* Bp, T* C, nint ldc, int rows, int cols, int kc, bool acc) where T : unmanaged
+    private static void Tile<T>(T* Ap, T* Bp, T* Bd, nint ldb, T* C, nint ldc, int rows, int cols, int kc, bool acc) where T : unmanaged
     {
         int mr = MR, nr = NR<T>();
         T* tmp = stackalloc T[12 * 64];
@@ -227,13 +286,14 @@ internal static unsafe class Gemm
             for (int j = 0; j < cols; j += nr)
             {
                 int w = Math.Min(nr, cols - j);
-                T* b = Bp + (long)j * kc;
+                T* b = Bp + (long)j * kc; nint rsB = nr;
+                if (Bd != null && w == nr) { b = Bd + j; rsB = ldb; }
                 T* c = C + i * ldc + j;
-                if (h == mr && w == nr) Kernel(kc, a, b, c, ldc, acc);
+                if (h == mr && w == nr) Kernel(kc, a, b, rsB, c, ldc, acc);
                 else
                 {
                     // An edge: compute the whole block into tmp, keep the part inside C.
-                    Kernel(kc, a, b, tmp, nr, false);
+                    Kernel(kc, a, b, rsB, tmp, nr, false);
                     for (int r = 0; r < h; r++)
                         for (int q = 0; q < w; q++)
                             c[r * ldc + q] = acc ? Add(c[r * ldc + q], tmp[r * nr + q]) : tmp[r * nr + q];
@@ -250,76 +310,83 @@ internal static unsafe class Gemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Kernel<T>(int kc, T* a, T* b, T* c, nint ldc, bool acc) where T : unmanaged
+    private static void Kernel<T>(int kc, T* a, T* b, nint rsB, T* c, nint ldc, bool acc) where T : unmanaged
     {
-        if (Vector512.IsHardwareAccelerated) Kernel12x2<T>(kc, a, b, c, ldc, acc);
-        else Kernel6x2<T>(kc, a, b, c, ldc, acc);
+        if (Vector512.IsHardwareAccelerated) Kernel12x2<T>(kc, a, b, rsB, c, ldc, acc);
+        else Kernel6x2<T>(kc, a, b, rsB, c, ldc, acc);
     }
 
     // ------------------------------------------------------------------ packing
+    // A packed panel has `width` numbers for each k (MR rows of A, or NR columns of B), padded with
+    // zeros. The source either has those numbers side by side (PackRows: element (k, c) at
+    // src[k·ld + c]) or in separate lines (PackColumns: element (k, c) at src[c·ld + k]).
 
-    /// <summary>
-    /// Packs op(A)[i.., p..] (rows × kc) into one MR-tall panel: for each k, MR consecutive numbers
-    /// (the panel's column k), rows beyond <paramref name="rows"/> zero.
-    /// </summary>
-    private static void PackA<T>(T* A, nint lda, bool trans, int i, int p, int rows, int kc, int mr, T* dst) where T : unmanaged
+    /// <summary>dst[k·width + c] = src[k·ld + c] for c &lt; cols, 0 for cols ≤ c &lt; width.</summary>
+    private static void PackRows<T>(T* src, nint ld, int kc, int cols, int width, T* dst) where T : unmanaged
     {
-        if (trans)
+        for (int k = 0; k < kc; k++, src += ld, dst += width)
         {
-            // op(A)[i, p] = A[p, i]: each column of the panel is contiguous in A.
-            T* src = A + p * lda + i;
-            for (int k = 0; k < kc; k++, src += lda, dst += mr)
+            if (cols == width) Copy(src, dst, width);
+            else
             {
-                for (int r = 0; r < rows; r++) dst[r] = src[r];
-                for (int r = rows; r < mr; r++) dst[r] = default;
+                for (int c = 0; c < cols; c++) dst[c] = src[c];
+                for (int c = cols; c < width; c++) dst[c] = default;
             }
-        }
-        else
-        {
-            // Row r of the panel is contiguous in A; write it down column r of the panel.
-            for (int r = 0; r < rows; r++)
-            {
-                T* src = A + (i + r) * lda + p;
-                T* d = dst + r;
-                for (int k = 0; k < kc; k++) d[k * mr] = src[k];
-            }
-            for (int r = rows; r < mr; r++)
-                for (int k = 0; k < kc; k++) dst[k * mr + r] = default;
         }
     }
 
-    /// <summary>Packs op(B)[p.., j..] (kc × cols) into one NR-wide panel: for each k, NR consecutive numbers.</summary>
-    private static void PackB<T>(T* B, nint ldb, bool trans, int p, int j, int kc, int cols, int nr, T* dst) where T : unmanaged
+    /// <summary>dst[k·width + c] = src[c·ld + k] for c &lt; cols, 0 for cols ≤ c &lt; width: a transpose.</summary>
+    private static void PackColumns<T>(T* src, nint ld, int kc, int cols, int width, T* dst) where T : unmanaged
     {
-        if (!trans)
+        int k = 0;
+        if (typeof(T) == typeof(float) && Sse.IsSupported && cols >= 4)
         {
-            T* src = B + p * ldb + j;
-            if (cols == nr)
+            // Four lines × four k at a time: load 4×4, transpose in registers, store.
+            int c4 = cols & ~3;
+            for (; k + 4 <= kc; k += 4)
             {
-                for (int k = 0; k < kc; k++, src += ldb, dst += nr)
-                    new ReadOnlySpan<T>(src, nr).CopyTo(new Span<T>(dst, nr));
-            }
-            else
-            {
-                for (int k = 0; k < kc; k++, src += ldb, dst += nr)
+                float* d = (float*)dst + k * width;
+                for (int c = 0; c < c4; c += 4)
                 {
-                    for (int q = 0; q < cols; q++) dst[q] = src[q];
-                    for (int q = cols; q < nr; q++) dst[q] = default;
+                    float* s = (float*)src + c * ld + k;
+                    Transpose4(Sse.LoadVector128(s), Sse.LoadVector128(s + ld), Sse.LoadVector128(s + 2 * ld), Sse.LoadVector128(s + 3 * ld),
+                               d + c, width);
                 }
+                for (int kk = k; kk < k + 4; kk++)
+                    for (int c = c4; c < width; c++) dst[kk * width + c] = c < cols ? src[c * ld + kk] : default;
             }
         }
-        else
+        for (; k < kc; k++)
         {
-            // op(B)[p, j] = B[j, p]: column q of the panel is contiguous in B.
-            for (int q = 0; q < cols; q++)
-            {
-                T* src = B + (j + q) * ldb + p;
-                T* d = dst + q;
-                for (int k = 0; k < kc; k++) d[k * nr] = src[k];
-            }
-            for (int q = cols; q < nr; q++)
-                for (int k = 0; k < kc; k++) dst[k * nr + q] = default;
+            T* s = src + k;
+            T* d = dst + k * width;
+            for (int c = 0; c < cols; c++, s += ld) d[c] = *s;
+            for (int c = cols; c < width; c++) d[c] = default;
         }
+    }
+
+    /// <summary>Writes the transpose of the 4×4 block with rows x0..x3 to d, d + stride, d + 2·stride, d + 3·stride.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose4(Vector128<float> x0, Vector128<float> x1, Vector128<float> x2, Vector128<float> x3, float* d, int stride)
+    {
+        var t0 = Sse.UnpackLow(x0, x1);   // x0[0] x1[0] x0[1] x1[1]
+        var t1 = Sse.UnpackLow(x2, x3);   // x2[0] x3[0] x2[1] x3[1]
+        var t2 = Sse.UnpackHigh(x0, x1);  // x0[2] x1[2] x0[3] x1[3]
+        var t3 = Sse.UnpackHigh(x2, x3);  // x2[2] x3[2] x2[3] x3[3]
+        Sse.Store(d, Sse.MoveLowToHigh(t0, t1));              // column 0
+        Sse.Store(d + stride, Sse.MoveHighToLow(t1, t0));     // column 1
+        Sse.Store(d + 2 * stride, Sse.MoveLowToHigh(t2, t3)); // column 2
+        Sse.Store(d + 3 * stride, Sse.MoveHighToLow(t3, t2)); // column 3
+    }
+
+    /// <summary>Copies n numbers (n a multiple of the vector size when vectors are used).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Copy<T>(T* src, T* dst, int n) where T : unmanaged
+    {
+        int i = 0;
+        if (Vector.IsHardwareAccelerated)
+            for (; i + Vector<T>.Count <= n; i += Vector<T>.Count) Vector.Load(src + i).Store(dst + i);
+        for (; i < n; i++) dst[i] = src[i];
     }
 
     // ------------------------------------------------------------------ micro-kernels
@@ -345,14 +412,14 @@ internal static unsafe class Gemm
     /// 24 accumulators stay in registers for the whole loop; each step loads one B row (2 vectors)
     /// and does 24 fused multiply-adds with broadcast A values.
     /// </summary>
-    private static void Kernel12x2<T>(int kc, T* a, T* b, T* c, nint ldc, bool acc) where T : unmanaged
+    private static void Kernel12x2<T>(int kc, T* a, T* b, nint rsB, T* c, nint ldc, bool acc) where T : unmanaged
     {
         int V = Vector512<T>.Count;
         Vector512<T> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
                      c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default,
                      c60 = default, c61 = default, c70 = default, c71 = default, c80 = default, c81 = default,
                      c90 = default, c91 = default, cA0 = default, cA1 = default, cB0 = default, cB1 = default;
-        for (int k = 0; k < kc; k++, a += 12, b += 2 * V)
+        for (int k = 0; k < kc; k++, a += 12, b += rsB)
         {
             var b0 = Vector512.Load(b);
             var b1 = Vector512.Load(b + V);
@@ -386,12 +453,12 @@ internal static unsafe class Gemm
     }
 
     /// <summary>Portable micro-kernel (AVX2, NEON, ...): C[6 × 2V] (+)= Apanel[6 × kc] · Bpanel[kc × 2V] with <see cref="Vector{T}"/>.</summary>
-    private static void Kernel6x2<T>(int kc, T* a, T* b, T* c, nint ldc, bool acc) where T : unmanaged
+    private static void Kernel6x2<T>(int kc, T* a, T* b, nint rsB, T* c, nint ldc, bool acc) where T : unmanaged
     {
         int V = Vector<T>.Count;
         Vector<T> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
                   c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
-        for (int k = 0; k < kc; k++, a += 6, b += 2 * V)
+        for (int k = 0; k < kc; k++, a += 6, b += rsB)
         {
             var b0 = Vector.Load(b);
             var b1 = Vector.Load(b + V);
