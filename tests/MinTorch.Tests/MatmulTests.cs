@@ -133,7 +133,9 @@ public class MatmulTests
         var sizes = new (int M, int N, int K)[]
         {
             (1, 1, 1), (7, 13, 5), (65, 130, 97), (300, 257, 129), (12, 32, 256), (13, 33, 257),
-            (Gemm.MC + 5, 3, 2), (2, Gemm.NT + 3, 4), (Gemm.DirectBRows + 7, 70, 40), (Gemm.MChunk + 7, 9, 5), (5, Gemm.NC + 9, 3), (6, 7, Gemm.KO + 11),
+            (Gemm.MC + 5, 3, 2), (2, Gemm.NT + 3, 4), (Gemm.DirectBRows + 7, 70, 40),
+            (Gemm.MChunk + 7, 9, 5), (5, Gemm.NC + 9, 3), (6, 7, Gemm.KO + 11),
+            (1, 300, 77), (300, 1, 77), (1, 5000, 40), (3000, 1, 50), (1, 1, 1000), // matrix × vector
         };
         foreach (var (M, N, K) in sizes)
             foreach (var tA in new[] { false, true })
@@ -287,6 +289,8 @@ public class MatmulTests
     [InlineData(1, 300, 200, 1100, false, true)]
     [InlineData(24, 32, 64, 48, false, true)]   // small matrices: parallel over the batch
     [InlineData(3, 200, 300, 250, true, true)]  // large matrices, one after the other
+    [InlineData(1, 4000, 1, 300, false, false)] // matrix × vector: dot products
+    [InlineData(1, 1, 5000, 300, true, false)]  // vector × matrix: row updates
     public void Bitwise_identical_for_any_thread_count(int batch, int M, int N, int K, bool tA, bool tB)
     {
         var a = randn(new long[] { batch, tA ? K : M, tA ? M : K }, generator: new Generator(11));

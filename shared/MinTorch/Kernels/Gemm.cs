@@ -114,6 +114,11 @@ internal static unsafe class Gemm
             if (!accumulate) for (int i = 0; i < M; i++) new Span<T>(C + i * ldc, N).Clear();
             return;
         }
+        if (N == 1 || M == 1)
+        {
+            Gemv(A, lda, transA, B, ldb, transB, C, ldc, M, N, K, accumulate, parallel);
+            return;
+        }
         int mr = MR, nr = NR<T>();
         int kSlab = Math.Min(K, KO), mChunk = Math.Min(M, MChunk), nSlab = Math.Min(N, NC);
         var aBuf = ArrayPool<T>.Shared.Rent(RoundUp(mChunk, mr) * kSlab);
@@ -161,6 +166,101 @@ internal static unsafe class Gemm
     }
 
     private static int RoundUp(int x, int m) => (x + m - 1) / m * m;
+
+    // ------------------------------------------------------------------ matrix × vector
+
+    /// <summary>
+    /// A product with one row or one column (a value head, a matrix times a vector): memory-bound, so
+    /// it is computed as dot products of contiguous rows or as row updates y += s·x, not by the
+    /// micro-kernel (which would compute 32 columns to keep one).
+    /// </summary>
+    private static void Gemv<T>(T* A, nint lda, bool transA, T* B, nint ldb, bool transB, T* C, nint ldc,
+        int M, int N, int K, bool accumulate, bool parallel) where T : unmanaged
+    {
+        // Orient it as y[n] (+)= Σ_k x[k]·Mat(n, k), the vector x and the matrix Mat being A or B.
+        // Mat(n, k) is either at mat[n·ld + k] (rows: a dot product per output) or at mat[k·ld + n]
+        // (columns: y accumulates one row of the matrix per k).
+        bool yIsColumn = N == 1;
+        int n = yIsColumn ? M : N;
+        nint yStride = yIsColumn ? ldc : 1;
+        T* x; nint xStride; T* mat; nint ld; bool dots;
+        if (yIsColumn) { x = B; xStride = transB ? 1 : ldb; mat = A; ld = lda; dots = !transA; }
+        else { x = A; xStride = transA ? lda : 1; mat = B; ld = ldb; dots = transB; }
+
+        T[]? xCopy = null, yTmp = null;
+        try
+        {
+            if (xStride != 1)
+            {
+                xCopy = System.Buffers.ArrayPool<T>.Shared.Rent(K);
+                for (int k = 0; k < K; k++) xCopy[k] = x[k * xStride];
+            }
+            if (!dots && yStride != 1) yTmp = System.Buffers.ArrayPool<T>.Shared.Rent(n);
+            fixed (T* xc = xCopy, yt = yTmp)
+            {
+                nint xv = (nint)(xCopy is null ? x : xc), m = (nint)mat, y = (nint)C, yb = (nint)yt;
+                int grain = Par.Grain(K, 32768);
+                Loop(parallel, n, dots ? grain : Math.Max(grain, 256), (s, e) =>
+                {
+                    if (dots)
+                    {
+                        for (int i = s; i < e; i++)
+                        {
+                            T* yi = (T*)y + i * yStride;
+                            T d = Dot((T*)m + i * ld, (T*)xv, K);
+                            *yi = accumulate ? Add(*yi, d) : d;
+                        }
+                        return;
+                    }
+                    // y[s..e] = (y or 0) + Σ_k x[k]·Mat[k, s..e], in k order.
+                    T* acc = yb != 0 ? (T*)yb + s : (T*)y + s;
+                    int len = e - s;
+                    if (yb != 0 && accumulate) for (int i = 0; i < len; i++) acc[i] = ((T*)y)[(s + i) * yStride];
+                    else if (!accumulate) new Span<T>(acc, len).Clear();
+                    for (int k = 0; k < K; k++) Axpy(((T*)xv)[k], (T*)m + k * ld + s, acc, len);
+                    if (yb != 0) for (int i = 0; i < len; i++) ((T*)y)[(s + i) * yStride] = acc[i];
+                });
+            }
+        }
+        finally
+        {
+            if (xCopy is not null) System.Buffers.ArrayPool<T>.Shared.Return(xCopy);
+            if (yTmp is not null) System.Buffers.ArrayPool<T>.Shared.Return(yTmp);
+        }
+    }
+
+    private static void Loop(bool parallel, int count, int grain, Action<int, int> body)
+    {
+        if (parallel) Par.For(count, grain, body);
+        else if (count > 0) body(0, count);
+    }
+
+    private static T Dot<T>(T* x, T* y, int n) where T : unmanaged
+    {
+        if (typeof(T) == typeof(float))
+        {
+            float d = System.Numerics.Tensors.TensorPrimitives.Dot(new ReadOnlySpan<float>(x, n), new ReadOnlySpan<float>(y, n));
+            return Unsafe.As<float, T>(ref d);
+        }
+        double dd = System.Numerics.Tensors.TensorPrimitives.Dot(new ReadOnlySpan<double>(x, n), new ReadOnlySpan<double>(y, n));
+        return Unsafe.As<double, T>(ref dd);
+    }
+
+    /// <summary>y[0..n) += s·x[0..n).</summary>
+    private static void Axpy<T>(T s, T* x, T* y, int n) where T : unmanaged
+    {
+        if (typeof(T) == typeof(float))
+        {
+            var ys = new Span<float>(y, n);
+            System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(x, n), Unsafe.As<T, float>(ref s), ys, ys);
+        }
+        else
+        {
+            var ys = new Span<double>(y, n);
+            System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(new ReadOnlySpan<double>(x, n), Unsafe.As<T, double>(ref s), ys, ys);
+        }
+    }
+
 
     /// <summary>
     /// How many tiles to cut an mc × nc block of C into: tiles of about MC × NT (cache-sized), split
