@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Numerics;
+using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -9,49 +10,49 @@ namespace MinTorch;
 /// <summary>
 /// General matrix multiplication, C[M×N] (= or +=) op(A)[M×K] · op(B)[K×N], for float and double,
 /// where op(X) is X or Xᵀ. All matrices are row-major with a leading dimension (the distance between
-/// rows), so a transposed operand is read in place: matmul's backward (g·Bᵀ and Aᵀ·g) needs no copies.
+/// rows), so a transposed operand is read in place: matmul's backward (G·Bᵀ and Aᵀ·G) needs no copies.
 /// </summary>
 /// <remarks>
-/// <para>The algorithm is the one behind GotoBLAS, OpenBLAS and BLIS. The naive triple loop spends its
-/// time waiting for memory; the fast one keeps the arithmetic units busy by moving each number into
-/// the fastest memory once and using it many times there:</para>
+/// <para>The algorithm is the one behind GotoBLAS, OpenBLAS and BLIS. A naive triple loop spends its
+/// time waiting for memory; this one keeps the multiply-add units busy by bringing each number into
+/// fast memory once and using it many times there:</para>
 /// <code>
-/// for jc in N, step NC                       B's columns, a slab that fits in L3
-///   for pc in K, step KC                     one slice of the sum (the order is fixed: determinism)
-///     pack B[pc.., jc..] into NR-wide panels         (kc × NR each, contiguous)
-///     for each chunk of M rows:
-///       pack A[.., pc..] into MR-tall panels           (MR × kc each, contiguous)
-///       in parallel, for each tile (MC rows × NT columns) of C:
-///         for ir (an MR-row panel of A, stays in L1)
-///           for jr (an NR-column panel of B, streams from L2)
-///             micro-kernel: C[MR×NR] += Apanel · Bpanel      (all in registers)
+/// for each slab of B's columns (NC) and of K (KO), and each chunk of A's rows (MChunk):
+///   in parallel, for each tile of C (about MC rows × NT columns; one thread per tile):
+///     for each slice of K (KC), in order:
+///       pack A[tile rows, slice] into MR-row panels     (if no other tile has done it yet)
+///       pack B[slice, tile columns] into NR-wide panels (likewise)
+///       for each MR-row panel of A                      (stays in L1)
+///         for each NR-column panel of B                 (streams from L2)
+///           micro-kernel: C[MR × NR] += A panel · B panel, in registers
 /// </code>
-/// <para>The micro-kernel keeps an MR×NR block of C in vector registers: 12 rows × 32 floats
-/// (24 zmm registers) with AVX-512, 6 rows × 2 vectors with <see cref="Vector{T}"/> elsewhere. Each step
-/// of its loop loads one row of the B panel (NR numbers), broadcasts MR numbers of the A panel and does
-/// MR·NR multiply-adds — 384 floating-point multiply-adds for 44 numbers loaded.</para>
-/// <para>Packing copies each block into exactly the order the micro-kernel reads it, padded with zeros
-/// to whole panels, so the kernel has no edge cases: an edge tile is computed in full into a small
-/// buffer and only its valid part is written to C.</para>
-/// <para>Determinism: every element of C is computed by one thread, by the same sequence of
-/// operations (K in KC slices, in order) whatever the number of threads, so the result is
-/// bit-identical for any <c>torch.set_num_threads</c>. The blocking depends only on the sizes.</para>
+/// <para>The micro-kernel keeps an MR×NR block of C in vector registers: 12 rows × 2 zmm registers
+/// (12 × 32 floats, 24 of the 32 registers) with AVX-512, 6 rows × 2 <see cref="Vector{T}"/>s
+/// elsewhere. Each step of its loop loads one row of the B panel (NR numbers), broadcasts the MR
+/// numbers of one column of the A panel and does MR·NR multiply-adds: 384 of them (float, AVX-512)
+/// for 44 numbers read.</para>
+/// <para>Packing copies a block into exactly the order the kernel reads it, padded with zeros to
+/// whole panels, so the kernel has no edge cases: a block at the edge of C is computed in full into a
+/// small buffer and only its valid part is written. When A has few rows, B is not worth packing and
+/// the kernel reads its rows in place. One row or one column (a matrix times a vector) is memory-bound
+/// and done with dot products instead.</para>
+/// <para>Determinism: every element of C is computed by one thread, with the same operations in the
+/// same order (K in KC slices, each slice in k order) whatever the number of threads or the way C is
+/// cut into tiles, so the result is bit-identical for any <c>torch.set_num_threads</c>.</para>
 /// </remarks>
 internal static unsafe class Gemm
 {
-    // Blocking, tuned on an AMD EPYC (Zen 4, 32 KB L1d, 1 MB L2 per core, shared L3).
-    internal static int KC = Env("KC", 256);   // depth of a slice: an A panel (MR × KC) fits in L1
-    /// <summary>Up to this many rows of A, B is read in place (not packed) when it is not transposed.</summary>
-    internal static int DirectBRows = Env("DBROWS", 512);
-    internal static int TilesPerThread = Env("TPT", 3);
-    internal static int MC = Env("MC", 96);    // rows of a tile: a multiple of every MR (12 and 6)
-    internal static int NT = Env("NT", 256);   // columns of a tile: the B panels it reads (KC × NT) fit in L2
-    internal static int NC = Env("NC", 2048);  // columns of B packed at once
-    internal static int KO = Env("KO", 1024);  // depth of K packed at once (a multiple of KC)
-    static int Env(string n, int d) => int.TryParse(Environment.GetEnvironmentVariable("GEMM_" + n), out var v) ? v : d;
-    internal static int MChunk = Env("MCH", 1024); // rows of A packed at once (bounds the packing buffer)
-
-    /// <summary>Multiply-adds below which one matrix is done on one thread (and batches are split across threads).</summary>
+    // Blocking, tuned on an AMD EPYC (Zen 4: 32 KB L1d and 1 MB L2 per core, 32 MB shared L3).
+    internal const int KC = 256;     // slice of K: an A panel (12 × 256 floats, 12 KB) stays in L1
+    internal const int MC = 96;      // rows of a tile (before splitting for threads): a multiple of every MR
+    internal const int NT = 256;     // columns of a tile: its B block for a slice (256 × 256 floats) stays in L2
+    internal const int NC = 2048;    // columns of B packed at once
+    internal const int KO = 4 * KC;  // depth of K packed at once: a whole number of slices
+    internal const int MChunk = 1024;  // rows of A packed at once (bounds the packing buffer)
+    internal const int TilesPerThread = 3; // tiles per thread, at least, for load balance
+    /// <summary>Up to this many rows of A, B (when not transposed) is read in place instead of packed.</summary>
+    internal const int DirectBRows = 512;
+    /// <summary>Multiply-adds below which a product runs on one thread (a batch of them is spread over the threads).</summary>
     internal const long SmallWork = 96 * 96 * 96;
 
     // ------------------------------------------------------------------ entry points
@@ -80,9 +81,9 @@ internal static unsafe class Gemm
         {
             nint a0 = (nint)(pa + aOff), b0 = (nint)(pb + bOff), c0 = (nint)(pc + cOff);
             long work = (long)M * N * Math.Max(K, 1);
-            if (work <= SmallWork)
+            if (work <= SmallWork || batch >= 2 * Par.MaxThreads)
             {
-                // Small matrices: one thread each, the batch spread over the threads.
+                // Small matrices, or many of them: one thread per matrix, the batch spread over the threads.
                 Par.For(batch, Par.Grain(work, 1 << 17), (s, e) =>
                 {
                     for (int b = s; b < e; b++)
@@ -92,6 +93,7 @@ internal static unsafe class Gemm
             }
             else
             {
+                // Large matrices: one after the other, each cut into tiles for the threads.
                 for (int b = 0; b < batch; b++)
                     Single((T*)a0 + b * strideA, lda, transA, (T*)b0 + b * strideB, ldb, transB,
                            (T*)c0 + b * strideC, ldc, M, N, K, accumulate, parallel: true);
@@ -106,6 +108,7 @@ internal static unsafe class Gemm
     /// <summary>Columns of the micro-kernel's C block: two vectors.</summary>
     private static int NR<T>() where T : unmanaged => Vector512.IsHardwareAccelerated ? 2 * Vector512<T>.Count : 2 * Vector<T>.Count;
 
+    /// <summary>One product, on the calling thread or (<paramref name="parallel"/>) on all threads.</summary>
     private static void Single<T>(T* A, nint lda, bool transA, T* B, nint ldb, bool transB, T* C, nint ldc,
         int M, int N, int K, bool accumulate, bool parallel) where T : unmanaged
     {
@@ -192,10 +195,10 @@ internal static unsafe class Gemm
         {
             if (xStride != 1)
             {
-                xCopy = System.Buffers.ArrayPool<T>.Shared.Rent(K);
+                xCopy = ArrayPool<T>.Shared.Rent(K);
                 for (int k = 0; k < K; k++) xCopy[k] = x[k * xStride];
             }
-            if (!dots && yStride != 1) yTmp = System.Buffers.ArrayPool<T>.Shared.Rent(n);
+            if (!dots && yStride != 1) yTmp = ArrayPool<T>.Shared.Rent(n);
             fixed (T* xc = xCopy, yt = yTmp)
             {
                 nint xv = (nint)(xCopy is null ? x : xc), m = (nint)mat, y = (nint)C, yb = (nint)yt;
@@ -224,8 +227,8 @@ internal static unsafe class Gemm
         }
         finally
         {
-            if (xCopy is not null) System.Buffers.ArrayPool<T>.Shared.Return(xCopy);
-            if (yTmp is not null) System.Buffers.ArrayPool<T>.Shared.Return(yTmp);
+            if (xCopy is not null) ArrayPool<T>.Shared.Return(xCopy);
+            if (yTmp is not null) ArrayPool<T>.Shared.Return(yTmp);
         }
     }
 
@@ -235,14 +238,15 @@ internal static unsafe class Gemm
         else if (count > 0) body(0, count);
     }
 
+    /// <summary>x · y over n numbers.</summary>
     private static T Dot<T>(T* x, T* y, int n) where T : unmanaged
     {
         if (typeof(T) == typeof(float))
         {
-            float d = System.Numerics.Tensors.TensorPrimitives.Dot(new ReadOnlySpan<float>(x, n), new ReadOnlySpan<float>(y, n));
+            float d = TensorPrimitives.Dot(new ReadOnlySpan<float>(x, n), new ReadOnlySpan<float>(y, n));
             return Unsafe.As<float, T>(ref d);
         }
-        double dd = System.Numerics.Tensors.TensorPrimitives.Dot(new ReadOnlySpan<double>(x, n), new ReadOnlySpan<double>(y, n));
+        double dd = TensorPrimitives.Dot(new ReadOnlySpan<double>(x, n), new ReadOnlySpan<double>(y, n));
         return Unsafe.As<double, T>(ref dd);
     }
 
@@ -252,15 +256,16 @@ internal static unsafe class Gemm
         if (typeof(T) == typeof(float))
         {
             var ys = new Span<float>(y, n);
-            System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(x, n), Unsafe.As<T, float>(ref s), ys, ys);
+            TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(x, n), Unsafe.As<T, float>(ref s), ys, ys);
         }
         else
         {
             var ys = new Span<double>(y, n);
-            System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(new ReadOnlySpan<double>(x, n), Unsafe.As<T, double>(ref s), ys, ys);
+            TensorPrimitives.MultiplyAdd(new ReadOnlySpan<double>(x, n), Unsafe.As<T, double>(ref s), ys, ys);
         }
     }
 
+    // ------------------------------------------------------------------ tiles
 
     /// <summary>
     /// How many tiles to cut an mc × nc block of C into: tiles of about MC × NT (cache-sized), split
