@@ -133,6 +133,7 @@ public class MatmulTests
         var sizes = new (int M, int N, int K)[]
         {
             (1, 1, 1), (7, 13, 5), (65, 130, 97), (300, 257, 129), (12, 32, 256), (13, 33, 257),
+            (24, 48, 37), (20, 57, 9), (24, 40, 11), // last panel: exactly one vector, wider, narrower
             (Gemm.MC + 5, 3, 2), (2, Gemm.NT + 3, 4), (Gemm.DirectBRows + 7, 70, 40),
             (Gemm.MChunk + 7, 9, 5), (5, Gemm.NC + 9, 3), (6, 7, Gemm.KO + 11),
             (1, 300, 77), (300, 1, 77), (1, 5000, 40), (3000, 1, 50), (1, 1, 1000), // matrix × vector

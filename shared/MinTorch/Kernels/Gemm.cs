@@ -394,15 +394,19 @@ internal static unsafe class Gemm
                 T* b = Bp + (long)j * kc; nint rsB = nr;
                 if (Bd != null && w == nr) { b = Bd + j; rsB = ldb; }
                 T* c = C + i * ldc + j;
-                if (h == mr && w == nr) Kernel(kc, a, b, rsB, c, ldc, acc);
-                else
+                // A last panel at most one vector wide (e.g. 16 columns of a 32-wide panel) takes the
+                // one-vector kernel, so narrow matrices (an attention head's 16 values) waste nothing.
+                bool half = w <= nr / 2;
+                if (h == mr && w == (half ? nr / 2 : nr))
                 {
-                    // An edge: compute the whole block into tmp, keep the part inside C.
-                    Kernel(kc, a, b, rsB, tmp, nr, false);
-                    for (int r = 0; r < h; r++)
-                        for (int q = 0; q < w; q++)
-                            c[r * ldc + q] = acc ? Add(c[r * ldc + q], tmp[r * nr + q]) : tmp[r * nr + q];
+                    if (half) KernelHalf(kc, a, b, rsB, c, ldc, acc); else Kernel(kc, a, b, rsB, c, ldc, acc);
+                    continue;
                 }
+                // An edge: compute the whole block into tmp, keep the part inside C.
+                if (half) KernelHalf(kc, a, b, rsB, tmp, nr, false); else Kernel(kc, a, b, rsB, tmp, nr, false);
+                for (int r = 0; r < h; r++)
+                    for (int q = 0; q < w; q++)
+                        c[r * ldc + q] = acc ? Add(c[r * ldc + q], tmp[r * nr + q]) : tmp[r * nr + q];
             }
         }
     }
@@ -419,6 +423,14 @@ internal static unsafe class Gemm
     {
         if (Vector512.IsHardwareAccelerated) Kernel12x2<T>(kc, a, b, rsB, c, ldc, acc);
         else Kernel6x2<T>(kc, a, b, rsB, c, ldc, acc);
+    }
+
+    /// <summary>The kernel for a block one vector wide (NR/2 columns).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void KernelHalf<T>(int kc, T* a, T* b, nint rsB, T* c, nint ldc, bool acc) where T : unmanaged
+    {
+        if (Vector512.IsHardwareAccelerated) Kernel12x1<T>(kc, a, b, rsB, c, ldc, acc);
+        else Kernel6x1<T>(kc, a, b, rsB, c, ldc, acc);
     }
 
     // ------------------------------------------------------------------ packing
@@ -557,6 +569,34 @@ internal static unsafe class Gemm
         x0.Store(c); x1.Store(c + V);
     }
 
+    /// <summary>AVX-512, one vector wide: C[12 × V] (+)= Apanel[12 × kc] · Bpanel[kc × V].</summary>
+    private static void Kernel12x1<T>(int kc, T* a, T* b, nint rsB, T* c, nint ldc, bool acc) where T : unmanaged
+    {
+        Vector512<T> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default,
+                     c6 = default, c7 = default, c8 = default, c9 = default, cA = default, cB = default;
+        for (int k = 0; k < kc; k++, a += 12, b += rsB)
+        {
+            var b0 = Vector512.Load(b);
+            c0 = Fma(Vector512.Create(a[0]), b0, c0); c1 = Fma(Vector512.Create(a[1]), b0, c1);
+            c2 = Fma(Vector512.Create(a[2]), b0, c2); c3 = Fma(Vector512.Create(a[3]), b0, c3);
+            c4 = Fma(Vector512.Create(a[4]), b0, c4); c5 = Fma(Vector512.Create(a[5]), b0, c5);
+            c6 = Fma(Vector512.Create(a[6]), b0, c6); c7 = Fma(Vector512.Create(a[7]), b0, c7);
+            c8 = Fma(Vector512.Create(a[8]), b0, c8); c9 = Fma(Vector512.Create(a[9]), b0, c9);
+            cA = Fma(Vector512.Create(a[10]), b0, cA); cB = Fma(Vector512.Create(a[11]), b0, cB);
+        }
+        Store(c + 0 * ldc, c0, acc); Store(c + 1 * ldc, c1, acc); Store(c + 2 * ldc, c2, acc);
+        Store(c + 3 * ldc, c3, acc); Store(c + 4 * ldc, c4, acc); Store(c + 5 * ldc, c5, acc);
+        Store(c + 6 * ldc, c6, acc); Store(c + 7 * ldc, c7, acc); Store(c + 8 * ldc, c8, acc);
+        Store(c + 9 * ldc, c9, acc); Store(c + 10 * ldc, cA, acc); Store(c + 11 * ldc, cB, acc);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store<T>(T* c, Vector512<T> x, bool acc) where T : unmanaged
+    {
+        if (acc) x += Vector512.Load(c);
+        x.Store(c);
+    }
+
     /// <summary>Portable micro-kernel (AVX2, NEON, ...): C[6 × 2V] (+)= Apanel[6 × kc] · Bpanel[kc × 2V] with <see cref="Vector{T}"/>.</summary>
     private static void Kernel6x2<T>(int kc, T* a, T* b, nint rsB, T* c, nint ldc, bool acc) where T : unmanaged
     {
@@ -585,5 +625,27 @@ internal static unsafe class Gemm
     {
         if (acc) { x0 += Vector.Load(c); x1 += Vector.Load(c + V); }
         x0.Store(c); x1.Store(c + V);
+    }
+
+    /// <summary>Portable, one vector wide: C[6 × V] (+)= Apanel[6 × kc] · Bpanel[kc × V].</summary>
+    private static void Kernel6x1<T>(int kc, T* a, T* b, nint rsB, T* c, nint ldc, bool acc) where T : unmanaged
+    {
+        Vector<T> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default;
+        for (int k = 0; k < kc; k++, a += 6, b += rsB)
+        {
+            var b0 = Vector.Load(b);
+            c0 = Fma(new Vector<T>(a[0]), b0, c0); c1 = Fma(new Vector<T>(a[1]), b0, c1);
+            c2 = Fma(new Vector<T>(a[2]), b0, c2); c3 = Fma(new Vector<T>(a[3]), b0, c3);
+            c4 = Fma(new Vector<T>(a[4]), b0, c4); c5 = Fma(new Vector<T>(a[5]), b0, c5);
+        }
+        Store(c + 0 * ldc, c0, acc); Store(c + 1 * ldc, c1, acc); Store(c + 2 * ldc, c2, acc);
+        Store(c + 3 * ldc, c3, acc); Store(c + 4 * ldc, c4, acc); Store(c + 5 * ldc, c5, acc);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store<T>(T* c, Vector<T> x, bool acc) where T : unmanaged
+    {
+        if (acc) x += Vector.Load(c);
+        x.Store(c);
     }
 }
