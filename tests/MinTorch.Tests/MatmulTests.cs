@@ -134,6 +134,7 @@ public class MatmulTests
         {
             (1, 1, 1), (7, 13, 5), (65, 130, 97), (300, 257, 129), (12, 32, 256), (13, 33, 257),
             (24, 48, 37), (20, 57, 9), (24, 40, 11), // last panel: exactly one vector, wider, narrower
+            (25, 37, 1024), (301, 259, 450), // A packed, not read in place: rows 4 KB apart; a larger product
             (Gemm.MC + 5, 3, 2), (2, Gemm.NT + 3, 4), (Gemm.DirectBRows + 7, 70, 40),
             (Gemm.MChunk + 7, 9, 5), (5, Gemm.NC + 9, 3), (6, 7, Gemm.KO + 11),
             (1, 300, 77), (300, 1, 77), (1, 5000, 40), (3000, 1, 50), (1, 1, 1000), // matrix × vector
@@ -155,7 +156,7 @@ public class MatmulTests
     public void Gemm_matches_naive_loop(int M, int N, int K, bool tA, bool tB)
     {
         var rng = new Random(M * 1000003 + N * 1009 + K * 7 + (tA ? 1 : 0) + (tB ? 2 : 0));
-        int pad = 3;
+        int pad = K == 1024 ? 0 : 3;
         int lda = (tA ? M : K) + pad, ldb = (tB ? K : N) + pad, ldc = N + pad;
         int aRows = tA ? K : M, bRows = tB ? N : K;
         var A = new double[aRows * lda]; var B = new double[bRows * ldb];
@@ -286,6 +287,7 @@ public class MatmulTests
 
     [Theory]
     [InlineData(1, 512, 384, 640, false, false)]
+    [InlineData(1, 200, 150, 1024, false, false)]
     [InlineData(1, 700, 1300, 300, true, false)]
     [InlineData(1, 300, 200, 1100, false, true)]
     [InlineData(24, 32, 64, 48, false, true)]   // small matrices: parallel over the batch

@@ -52,6 +52,9 @@ internal static unsafe class Gemm
     internal const int TilesPerThread = 3; // tiles per thread, at least, for load balance
     /// <summary>Up to this many rows of A, B (when not transposed) is read in place instead of packed.</summary>
     internal const int DirectBRows = 512;
+    /// <summary>Up to this many multiply-adds, A (when not transposed) is read in place instead of packed,
+    /// unless its rows are a multiple of 4 KB apart (they would all compete for one set of the L1 cache).</summary>
+    internal const long DirectAWork = 1L << 25;
     /// <summary>Multiply-adds below which a product runs on one thread (a batch of them is spread over the threads).</summary>
     internal const long SmallWork = 96 * 96 * 96;
 
@@ -134,6 +137,7 @@ internal static unsafe class Gemm
                 {
                     A = A, lda = lda, transA = transA, B = B, ldb = ldb, transB = transB, C = C, ldc = ldc,
                     M = M, Ap = Ap, Bp = Bp, mr = mr, nr = nr,
+                    directA = !transA && lda * sizeof(T) % 4096 != 0 && (long)M * N * K <= DirectAWork,
                     directB = !transB && M <= DirectBRows,
                 };
                 // Enough tiles to keep every thread busy (how C is cut into tiles does not change the result).
@@ -298,7 +302,7 @@ internal static unsafe class Gemm
     {
         public T* A, B, C, Ap, Bp;
         public nint lda, ldb, ldc;
-        public bool transA, transB, accumulate, directB;
+        public bool transA, transB, accumulate, directA, directB;
         public int M, mr, nr;
         public int i0, mc, j0, nc, p0, kc;     // this step's block of C and slice of K
         public int mTiles, nTiles, slices;
@@ -324,8 +328,9 @@ internal static unsafe class Gemm
                     ref int aState = ref aPacked[ti * slices + s], bState = ref bPacked[tj * slices + s];
                     if (Claim(ref aState)) { PackAPanels(i0 + ri, rows, p0 + ks, kcs, a); Volatile.Write(ref aState, 2); }
                     if (Claim(ref bState)) { PackBPanels(j0 + cj, cols, p0 + ks, kcs, b); Volatile.Write(ref bState, 2); }
+                    T* ad = directA ? A + (i0 + ri) * lda + p0 + ks : null;
                     T* bd = directB ? B + (p0 + ks) * ldb + j0 + cj : null;
-                    Tile(a, b, bd, ldb, C + (long)(i0 + ri) * ldc + j0 + cj, ldc, rows, cols, kcs, accumulate || s > 0);
+                    Tile(a, ad, lda, b, bd, ldb, C + (long)(i0 + ri) * ldc + j0 + cj, ldc, rows, cols, kcs, accumulate || s > 0);
                 }
             }
         }
@@ -333,7 +338,10 @@ internal static unsafe class Gemm
         /// <summary>Packs op(A)[i.., p..] (rows × k) as MR-tall panels: for each k, MR numbers (one per row).</summary>
         private void PackAPanels(int i, int rows, int p, int k, T* dst)
         {
-            for (int r = 0; r < rows; r += mr, dst += mr * k)
+            // Read in place, whole panels need no packing: only a partial last one.
+            int r0 = directA ? rows / mr * mr : 0;
+            dst += r0 * k;
+            for (int r = r0; r < rows; r += mr, dst += mr * k)
             {
                 int h = Math.Min(mr, rows - r);
                 if (transA) PackRows(A + p * lda + i + r, lda, k, h, mr, dst);   // op(A)[i, p] = A[p, i]
@@ -354,8 +362,10 @@ internal static unsafe class Gemm
             int full = cols / nr;
             if (directB)
             {
-                // The kernel reads whole panels straight from B; only a partial last panel is packed (zero-padded).
-                if (full * nr < cols) PackRows(src + full * nr, ldb, k, cols - full * nr, nr, dst + full * nr * k);
+                // The kernel reads whole panels (and a last one of exactly NR/2) straight from B; only
+                // another partial last panel is packed, zero-padded.
+                int rest = cols - full * nr;
+                if (rest > 0 && rest != nr / 2) PackRows(src + full * nr, ldb, k, rest, nr, dst + full * nr * k);
                 return;
             }
             // Row by row across all the panels, so B is read in order.
@@ -380,30 +390,33 @@ internal static unsafe class Gemm
     }
 
     /// <summary>C[rows × cols] (+)= Ap · Bp for packed panels (rows, cols need not be whole panels).</summary>
-    private static void Tile<T>(T* Ap, T* Bp, T* Bd, nint ldb, T* C, nint ldc, int rows, int cols, int kc, bool acc) where T : unmanaged
+    private static void Tile<T>(T* Ap, T* Ad, nint lda, T* Bp, T* Bd, nint ldb, T* C, nint ldc, int rows, int cols, int kc, bool acc) where T : unmanaged
     {
         int mr = MR, nr = NR<T>();
         T* tmp = stackalloc T[12 * 64];
         for (int i = 0; i < rows; i += mr)
         {
             int h = Math.Min(mr, rows - i);
-            T* a = Ap + (long)i * kc;
+            // The A panel: packed (row r, column k at a[r + k·mr]) or, for a whole panel when allowed,
+            // read in place (at a[r·lda + k]).
+            T* a = Ap + (long)i * kc; nint rs = 1, ks = mr;
+            if (Ad != null && h == mr) { a = Ad + i * lda; rs = lda; ks = 1; }
             for (int j = 0; j < cols; j += nr)
             {
                 int w = Math.Min(nr, cols - j);
-                T* b = Bp + (long)j * kc; nint rsB = nr;
-                if (Bd != null && w == nr) { b = Bd + j; rsB = ldb; }
-                T* c = C + i * ldc + j;
                 // A last panel at most one vector wide (e.g. 16 columns of a 32-wide panel) takes the
                 // one-vector kernel, so narrow matrices (an attention head's 16 values) waste nothing.
                 bool half = w <= nr / 2;
+                T* b = Bp + (long)j * kc; nint rsB = nr;
+                if (Bd != null && w == (half ? nr / 2 : nr)) { b = Bd + j; rsB = ldb; }   // read in place
+                T* c = C + i * ldc + j;
                 if (h == mr && w == (half ? nr / 2 : nr))
                 {
-                    if (half) KernelHalf(kc, a, b, rsB, c, ldc, acc); else Kernel(kc, a, b, rsB, c, ldc, acc);
+                    if (half) KernelHalf(kc, a, rs, ks, b, rsB, c, ldc, acc); else Kernel(kc, a, rs, ks, b, rsB, c, ldc, acc);
                     continue;
                 }
                 // An edge: compute the whole block into tmp, keep the part inside C.
-                if (half) KernelHalf(kc, a, b, rsB, tmp, nr, false); else Kernel(kc, a, b, rsB, tmp, nr, false);
+                if (half) KernelHalf(kc, a, rs, ks, b, rsB, tmp, nr, false); else Kernel(kc, a, rs, ks, b, rsB, tmp, nr, false);
                 for (int r = 0; r < h; r++)
                     for (int q = 0; q < w; q++)
                         c[r * ldc + q] = acc ? Add(c[r * ldc + q], tmp[r * nr + q]) : tmp[r * nr + q];
@@ -419,18 +432,18 @@ internal static unsafe class Gemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Kernel<T>(int kc, T* a, T* b, nint rsB, T* c, nint ldc, bool acc) where T : unmanaged
+    private static void Kernel<T>(int kc, T* a, nint rs, nint ks, T* b, nint rsB, T* c, nint ldc, bool acc) where T : unmanaged
     {
-        if (Vector512.IsHardwareAccelerated) Kernel12x2<T>(kc, a, b, rsB, c, ldc, acc);
-        else Kernel6x2<T>(kc, a, b, rsB, c, ldc, acc);
+        if (Vector512.IsHardwareAccelerated) Kernel12x2<T>(kc, a, rs, ks, b, rsB, c, ldc, acc);
+        else Kernel6x2<T>(kc, a, rs, ks, b, rsB, c, ldc, acc);
     }
 
     /// <summary>The kernel for a block one vector wide (NR/2 columns).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void KernelHalf<T>(int kc, T* a, T* b, nint rsB, T* c, nint ldc, bool acc) where T : unmanaged
+    private static void KernelHalf<T>(int kc, T* a, nint rs, nint ks, T* b, nint rsB, T* c, nint ldc, bool acc) where T : unmanaged
     {
-        if (Vector512.IsHardwareAccelerated) Kernel12x1<T>(kc, a, b, rsB, c, ldc, acc);
-        else Kernel6x1<T>(kc, a, b, rsB, c, ldc, acc);
+        if (Vector512.IsHardwareAccelerated) Kernel12x1<T>(kc, a, rs, ks, b, rsB, c, ldc, acc);
+        else Kernel6x1<T>(kc, a, rs, ks, b, rsB, c, ldc, acc);
     }
 
     // ------------------------------------------------------------------ packing
@@ -443,12 +456,8 @@ internal static unsafe class Gemm
     {
         for (int k = 0; k < kc; k++, src += ld, dst += width)
         {
-            if (cols == width) Copy(src, dst, width);
-            else
-            {
-                for (int c = 0; c < cols; c++) dst[c] = src[c];
-                for (int c = cols; c < width; c++) dst[c] = default;
-            }
+            Copy(src, dst, cols);
+            if (cols < width) new Span<T>(dst + cols, width - cols).Clear();
         }
     }
 
@@ -496,7 +505,7 @@ internal static unsafe class Gemm
         Sse.Store(d + 3 * stride, Sse.MoveHighToLow(t3, t2)); // column 3
     }
 
-    /// <summary>Copies n numbers (n a multiple of the vector size when vectors are used).</summary>
+    /// <summary>Copies n numbers.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Copy<T>(T* src, T* dst, int n) where T : unmanaged
     {
@@ -529,30 +538,31 @@ internal static unsafe class Gemm
     /// 24 accumulators stay in registers for the whole loop; each step loads one B row (2 vectors)
     /// and does 24 fused multiply-adds with broadcast A values.
     /// </summary>
-    private static void Kernel12x2<T>(int kc, T* a, T* b, nint rsB, T* c, nint ldc, bool acc) where T : unmanaged
+    private static void Kernel12x2<T>(int kc, T* a, nint rs, nint ks, T* b, nint rsB, T* c, nint ldc, bool acc) where T : unmanaged
     {
         int V = Vector512<T>.Count;
         Vector512<T> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
                      c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default,
                      c60 = default, c61 = default, c70 = default, c71 = default, c80 = default, c81 = default,
                      c90 = default, c91 = default, cA0 = default, cA1 = default, cB0 = default, cB1 = default;
-        for (int k = 0; k < kc; k++, a += 12, b += rsB)
+        T* a4 = a + 4 * rs, a8 = a + 8 * rs;
+        for (int k = 0; k < kc; k++, a += ks, a4 += ks, a8 += ks, b += rsB)
         {
             var b0 = Vector512.Load(b);
             var b1 = Vector512.Load(b + V);
             Vector512<T> x;
             x = Vector512.Create(a[0]); c00 = Fma(x, b0, c00); c01 = Fma(x, b1, c01);
-            x = Vector512.Create(a[1]); c10 = Fma(x, b0, c10); c11 = Fma(x, b1, c11);
-            x = Vector512.Create(a[2]); c20 = Fma(x, b0, c20); c21 = Fma(x, b1, c21);
-            x = Vector512.Create(a[3]); c30 = Fma(x, b0, c30); c31 = Fma(x, b1, c31);
-            x = Vector512.Create(a[4]); c40 = Fma(x, b0, c40); c41 = Fma(x, b1, c41);
-            x = Vector512.Create(a[5]); c50 = Fma(x, b0, c50); c51 = Fma(x, b1, c51);
-            x = Vector512.Create(a[6]); c60 = Fma(x, b0, c60); c61 = Fma(x, b1, c61);
-            x = Vector512.Create(a[7]); c70 = Fma(x, b0, c70); c71 = Fma(x, b1, c71);
-            x = Vector512.Create(a[8]); c80 = Fma(x, b0, c80); c81 = Fma(x, b1, c81);
-            x = Vector512.Create(a[9]); c90 = Fma(x, b0, c90); c91 = Fma(x, b1, c91);
-            x = Vector512.Create(a[10]); cA0 = Fma(x, b0, cA0); cA1 = Fma(x, b1, cA1);
-            x = Vector512.Create(a[11]); cB0 = Fma(x, b0, cB0); cB1 = Fma(x, b1, cB1);
+            x = Vector512.Create(a[rs]); c10 = Fma(x, b0, c10); c11 = Fma(x, b1, c11);
+            x = Vector512.Create(a[2 * rs]); c20 = Fma(x, b0, c20); c21 = Fma(x, b1, c21);
+            x = Vector512.Create(a[3 * rs]); c30 = Fma(x, b0, c30); c31 = Fma(x, b1, c31);
+            x = Vector512.Create(a4[0]); c40 = Fma(x, b0, c40); c41 = Fma(x, b1, c41);
+            x = Vector512.Create(a4[rs]); c50 = Fma(x, b0, c50); c51 = Fma(x, b1, c51);
+            x = Vector512.Create(a4[2 * rs]); c60 = Fma(x, b0, c60); c61 = Fma(x, b1, c61);
+            x = Vector512.Create(a4[3 * rs]); c70 = Fma(x, b0, c70); c71 = Fma(x, b1, c71);
+            x = Vector512.Create(a8[0]); c80 = Fma(x, b0, c80); c81 = Fma(x, b1, c81);
+            x = Vector512.Create(a8[rs]); c90 = Fma(x, b0, c90); c91 = Fma(x, b1, c91);
+            x = Vector512.Create(a8[2 * rs]); cA0 = Fma(x, b0, cA0); cA1 = Fma(x, b1, cA1);
+            x = Vector512.Create(a8[3 * rs]); cB0 = Fma(x, b0, cB0); cB1 = Fma(x, b1, cB1);
         }
         Store(c + 0 * ldc, c00, c01, V, acc); Store(c + 1 * ldc, c10, c11, V, acc);
         Store(c + 2 * ldc, c20, c21, V, acc); Store(c + 3 * ldc, c30, c31, V, acc);
@@ -570,19 +580,20 @@ internal static unsafe class Gemm
     }
 
     /// <summary>AVX-512, one vector wide: C[12 × V] (+)= Apanel[12 × kc] · Bpanel[kc × V].</summary>
-    private static void Kernel12x1<T>(int kc, T* a, T* b, nint rsB, T* c, nint ldc, bool acc) where T : unmanaged
+    private static void Kernel12x1<T>(int kc, T* a, nint rs, nint ks, T* b, nint rsB, T* c, nint ldc, bool acc) where T : unmanaged
     {
         Vector512<T> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default,
                      c6 = default, c7 = default, c8 = default, c9 = default, cA = default, cB = default;
-        for (int k = 0; k < kc; k++, a += 12, b += rsB)
+        T* a4 = a + 4 * rs, a8 = a + 8 * rs;
+        for (int k = 0; k < kc; k++, a += ks, a4 += ks, a8 += ks, b += rsB)
         {
             var b0 = Vector512.Load(b);
-            c0 = Fma(Vector512.Create(a[0]), b0, c0); c1 = Fma(Vector512.Create(a[1]), b0, c1);
-            c2 = Fma(Vector512.Create(a[2]), b0, c2); c3 = Fma(Vector512.Create(a[3]), b0, c3);
-            c4 = Fma(Vector512.Create(a[4]), b0, c4); c5 = Fma(Vector512.Create(a[5]), b0, c5);
-            c6 = Fma(Vector512.Create(a[6]), b0, c6); c7 = Fma(Vector512.Create(a[7]), b0, c7);
-            c8 = Fma(Vector512.Create(a[8]), b0, c8); c9 = Fma(Vector512.Create(a[9]), b0, c9);
-            cA = Fma(Vector512.Create(a[10]), b0, cA); cB = Fma(Vector512.Create(a[11]), b0, cB);
+            c0 = Fma(Vector512.Create(a[0]), b0, c0); c1 = Fma(Vector512.Create(a[rs]), b0, c1);
+            c2 = Fma(Vector512.Create(a[2 * rs]), b0, c2); c3 = Fma(Vector512.Create(a[3 * rs]), b0, c3);
+            c4 = Fma(Vector512.Create(a4[0]), b0, c4); c5 = Fma(Vector512.Create(a4[rs]), b0, c5);
+            c6 = Fma(Vector512.Create(a4[2 * rs]), b0, c6); c7 = Fma(Vector512.Create(a4[3 * rs]), b0, c7);
+            c8 = Fma(Vector512.Create(a8[0]), b0, c8); c9 = Fma(Vector512.Create(a8[rs]), b0, c9);
+            cA = Fma(Vector512.Create(a8[2 * rs]), b0, cA); cB = Fma(Vector512.Create(a8[3 * rs]), b0, cB);
         }
         Store(c + 0 * ldc, c0, acc); Store(c + 1 * ldc, c1, acc); Store(c + 2 * ldc, c2, acc);
         Store(c + 3 * ldc, c3, acc); Store(c + 4 * ldc, c4, acc); Store(c + 5 * ldc, c5, acc);
@@ -598,22 +609,23 @@ internal static unsafe class Gemm
     }
 
     /// <summary>Portable micro-kernel (AVX2, NEON, ...): C[6 × 2V] (+)= Apanel[6 × kc] · Bpanel[kc × 2V] with <see cref="Vector{T}"/>.</summary>
-    private static void Kernel6x2<T>(int kc, T* a, T* b, nint rsB, T* c, nint ldc, bool acc) where T : unmanaged
+    private static void Kernel6x2<T>(int kc, T* a, nint rs, nint ks, T* b, nint rsB, T* c, nint ldc, bool acc) where T : unmanaged
     {
         int V = Vector<T>.Count;
         Vector<T> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
                   c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
-        for (int k = 0; k < kc; k++, a += 6, b += rsB)
+        T* a4 = a + 4 * rs;
+        for (int k = 0; k < kc; k++, a += ks, a4 += ks, b += rsB)
         {
             var b0 = Vector.Load(b);
             var b1 = Vector.Load(b + V);
             Vector<T> x;
             x = new Vector<T>(a[0]); c00 = Fma(x, b0, c00); c01 = Fma(x, b1, c01);
-            x = new Vector<T>(a[1]); c10 = Fma(x, b0, c10); c11 = Fma(x, b1, c11);
-            x = new Vector<T>(a[2]); c20 = Fma(x, b0, c20); c21 = Fma(x, b1, c21);
-            x = new Vector<T>(a[3]); c30 = Fma(x, b0, c30); c31 = Fma(x, b1, c31);
-            x = new Vector<T>(a[4]); c40 = Fma(x, b0, c40); c41 = Fma(x, b1, c41);
-            x = new Vector<T>(a[5]); c50 = Fma(x, b0, c50); c51 = Fma(x, b1, c51);
+            x = new Vector<T>(a[rs]); c10 = Fma(x, b0, c10); c11 = Fma(x, b1, c11);
+            x = new Vector<T>(a[2 * rs]); c20 = Fma(x, b0, c20); c21 = Fma(x, b1, c21);
+            x = new Vector<T>(a[3 * rs]); c30 = Fma(x, b0, c30); c31 = Fma(x, b1, c31);
+            x = new Vector<T>(a4[0]); c40 = Fma(x, b0, c40); c41 = Fma(x, b1, c41);
+            x = new Vector<T>(a4[rs]); c50 = Fma(x, b0, c50); c51 = Fma(x, b1, c51);
         }
         Store(c + 0 * ldc, c00, c01, V, acc); Store(c + 1 * ldc, c10, c11, V, acc);
         Store(c + 2 * ldc, c20, c21, V, acc); Store(c + 3 * ldc, c30, c31, V, acc);
@@ -628,15 +640,16 @@ internal static unsafe class Gemm
     }
 
     /// <summary>Portable, one vector wide: C[6 × V] (+)= Apanel[6 × kc] · Bpanel[kc × V].</summary>
-    private static void Kernel6x1<T>(int kc, T* a, T* b, nint rsB, T* c, nint ldc, bool acc) where T : unmanaged
+    private static void Kernel6x1<T>(int kc, T* a, nint rs, nint ks, T* b, nint rsB, T* c, nint ldc, bool acc) where T : unmanaged
     {
         Vector<T> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default;
-        for (int k = 0; k < kc; k++, a += 6, b += rsB)
+        T* a4 = a + 4 * rs;
+        for (int k = 0; k < kc; k++, a += ks, a4 += ks, b += rsB)
         {
             var b0 = Vector.Load(b);
-            c0 = Fma(new Vector<T>(a[0]), b0, c0); c1 = Fma(new Vector<T>(a[1]), b0, c1);
-            c2 = Fma(new Vector<T>(a[2]), b0, c2); c3 = Fma(new Vector<T>(a[3]), b0, c3);
-            c4 = Fma(new Vector<T>(a[4]), b0, c4); c5 = Fma(new Vector<T>(a[5]), b0, c5);
+            c0 = Fma(new Vector<T>(a[0]), b0, c0); c1 = Fma(new Vector<T>(a[rs]), b0, c1);
+            c2 = Fma(new Vector<T>(a[2 * rs]), b0, c2); c3 = Fma(new Vector<T>(a[3 * rs]), b0, c3);
+            c4 = Fma(new Vector<T>(a4[0]), b0, c4); c5 = Fma(new Vector<T>(a4[rs]), b0, c5);
         }
         Store(c + 0 * ldc, c0, acc); Store(c + 1 * ldc, c1, acc); Store(c + 2 * ldc, c2, acc);
         Store(c + 3 * ldc, c3, acc); Store(c + 4 * ldc, c4, acc); Store(c + 5 * ldc, c5, acc);
