@@ -101,6 +101,7 @@ internal static class Workers
 
     private static void EnsureThreads(int n)
     {
+        n = Math.Min(n, Environment.ProcessorCount - 1); // more threads than cores would only take turns
         if (Volatile.Read(ref _threadCount) >= n) return;
         lock (_gate)
         {
