@@ -57,8 +57,17 @@ internal static class SoftmaxKernels<T> where T : unmanaged, IFloatingPointIeee7
         });
     }
 
+    /// <summary>y = (x − a) − b: subtracting the max first keeps log_softmax exact where x ≈ max.</summary>
+    private static void SubtractTwice(ReadOnlySpan<T> x, T a, T b, Span<T> y)
+    {
+        int n = x.Length, w = Vector256<T>.Count, i = 0;
+        var va = Vector256.Create(a); var vb = Vector256.Create(b);
+        for (; i <= n - w; i += w) (Vector256.Create(x.Slice(i, w)) - va - vb).CopyTo(y.Slice(i, w));
+        for (; i < n; i++) y[i] = x[i] - a - b;
+    }
+
     // =====================================================================================
-    // Forward: m = max, s = Σ e^(x − m);  softmax = e^(x − m)/s,  log_softmax = x − (m + log s).
+    // Forward: m = max, s = Σ e^(x − m);  softmax = e^(x − m)/s,  log_softmax = (x − m) − log s.
     // Subtracting the max makes every exponent ≤ 0, so nothing overflows.
     // =====================================================================================
 
@@ -77,7 +86,7 @@ internal static class SoftmaxKernels<T> where T : unmanaged, IFloatingPointIeee7
                     if (log)
                     {
                         T s = ExpShiftedSum(x, m, scratch);
-                        TensorPrimitives.Subtract(x, m + T.Log(s), y);
+                        SubtractTwice(x, m, T.Log(s), y);
                     }
                     else
                     {
@@ -105,10 +114,13 @@ internal static class SoftmaxKernels<T> where T : unmanaged, IFloatingPointIeee7
             }
             if (log)
             {
-                VecMath.Map<T, LogOp>(s, s, default);
-                TensorPrimitives.Add(s, m, s);                               // s ← m + log s
+                VecMath.Map<T, LogOp>(s, s, default);                      // s ← log s
                 for (int k = 0; k < n; k++)
-                    TensorPrimitives.Subtract(new ReadOnlySpan<T>(X, (o * n + k) * inner + c0, w), s, new Span<T>(Y, (o * n + k) * inner + c0, w));
+                {
+                    var y = new Span<T>(Y, (o * n + k) * inner + c0, w);
+                    TensorPrimitives.Subtract(new ReadOnlySpan<T>(X, (o * n + k) * inner + c0, w), m, y);
+                    TensorPrimitives.Subtract(y, s, y);
+                }
             }
             else
             {
@@ -264,7 +276,7 @@ public static partial class torch
         }
 
         /// <summary>
-        /// log_softmax along <paramref name="dim"/>: y = x − max − log Σ e^(x − max), finite even for huge logits.
+        /// log_softmax along <paramref name="dim"/>: y = (x − max) − log Σ e^(x − max), finite even for huge logits.
         ///   Backward: dx = g − softmax(x)·Σ g = g − e^y·Σ g.
         /// </summary>
         public Tensor log_softmax(long dim, ScalarType? dtype = null)
