@@ -50,7 +50,7 @@ internal static class LayerNormKernels<T> where T : unmanaged, IFloatingPointIee
 
     public static void Forward(T[] X, T[]? W, T[]? B, T[] Y, double[] mean, double[] rstd, int rows, int n, double eps)
     {
-        Par.For(rows, Par.Grain((long)n * 3), (r0, r1) =>
+        Par.For(rows, Par.Grain(n, 32768), (r0, r1) =>
         {
             int vw = Vector256<T>.Count;
             for (int r = r0; r < r1; r++)
@@ -97,10 +97,13 @@ internal static class LayerNormKernels<T> where T : unmanaged, IFloatingPointIee
     /// </summary>
     public static void Backward(T[] G, T[] X, T[]? W, double[] mean, double[] rstd, T[] DX, T[] DW, T[] DB, int rows, int n)
     {
-        int rowsPerBlock = Math.Max(1, 16384 / Math.Max(1, n));
+        int rowsPerBlock = Math.Max(1, 32768 / Math.Max(1, n));
         int blocks = (rows + rowsPerBlock - 1) / rowsPerBlock;
-        var pw = new T[blocks * n];
-        var pb = new T[blocks * n];
+        // Per-block partial sums of dγ and dβ, from a pool (a fresh large array would cost page faults every step).
+        var pw = System.Buffers.ArrayPool<T>.Shared.Rent(blocks * n);
+        var pb = System.Buffers.ArrayPool<T>.Shared.Rent(blocks * n);
+        Array.Clear(pw, 0, blocks * n);
+        Array.Clear(pb, 0, blocks * n);
         Par.For(blocks, 1, (b0, b1) =>
         {
             int vw = Vector256<T>.Count;
@@ -161,6 +164,8 @@ internal static class LayerNormKernels<T> where T : unmanaged, IFloatingPointIee
             System.Numerics.Tensors.TensorPrimitives.Add(DW.AsSpan(0, n), new ReadOnlySpan<T>(pw, blk * n, n), DW.AsSpan(0, n));
             System.Numerics.Tensors.TensorPrimitives.Add(DB.AsSpan(0, n), new ReadOnlySpan<T>(pb, blk * n, n), DB.AsSpan(0, n));
         }
+        System.Buffers.ArrayPool<T>.Shared.Return(pw);
+        System.Buffers.ArrayPool<T>.Shared.Return(pb);
     }
 }
 

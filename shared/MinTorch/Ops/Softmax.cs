@@ -47,7 +47,7 @@ internal static class SoftmaxKernels<T> where T : unmanaged, IFloatingPointIeee7
     private static void ForBlocks(int outer, int n, int inner, Action<int, int, int> body)
     {
         int blocks = (inner + Block - 1) / Block;
-        Par.For(outer * blocks, Par.Grain((long)n * Math.Min(inner, Block) * 4), (s, e) =>
+        Par.For(outer * blocks, Par.Grain((long)n * Math.Min(inner, Block), 16384), (s, e) =>
         {
             for (int item = s; item < e; item++)
             {
@@ -55,6 +55,15 @@ internal static class SoftmaxKernels<T> where T : unmanaged, IFloatingPointIeee7
                 body(o, b * Block, Math.Min(inner, (b + 1) * Block));
             }
         });
+    }
+
+    /// <summary>y ← c·y.</summary>
+    private static void Scale(Span<T> y, T c)
+    {
+        int n = y.Length, w = Vector256<T>.Count, i = 0;
+        var vc = Vector256.Create(c);
+        for (; i <= n - w; i += w) (Vector256.Create((ReadOnlySpan<T>)y.Slice(i, w)) * vc).CopyTo(y.Slice(i, w));
+        for (; i < n; i++) y[i] *= c;
     }
 
     /// <summary>y = (x − a) − b: subtracting the max first keeps log_softmax exact where x ≈ max.</summary>
@@ -75,7 +84,7 @@ internal static class SoftmaxKernels<T> where T : unmanaged, IFloatingPointIeee7
     {
         if (inner == 1)
         {
-            Par.For(outer, Par.Grain((long)n * 8), (r0, r1) =>
+            Par.For(outer, Par.Grain(n, 16384), (r0, r1) =>
             {
                 var scratch = log ? new T[n] : null;
                 for (int r = r0; r < r1; r++)
@@ -91,7 +100,7 @@ internal static class SoftmaxKernels<T> where T : unmanaged, IFloatingPointIeee7
                     else
                     {
                         T s = ExpShiftedSum(x, m, y);
-                        TensorPrimitives.Multiply(y, T.One / s, y);
+                        Scale(y, T.One / s);
                     }
                 }
             });
@@ -146,7 +155,7 @@ internal static class SoftmaxKernels<T> where T : unmanaged, IFloatingPointIeee7
         static T Shift(T m) => T.IsInfinity(m) ? T.Zero : m;
         if (inner == 1)
         {
-            Par.For(outer, Par.Grain((long)n * 8), (r0, r1) =>
+            Par.For(outer, Par.Grain(n, 16384), (r0, r1) =>
             {
                 for (int r = r0; r < r1; r++)
                 {
@@ -177,6 +186,27 @@ internal static class SoftmaxKernels<T> where T : unmanaged, IFloatingPointIeee7
         });
     }
 
+    /// <summary>One row of the softmax backward: d = Σ g·y, then dx = (g − d)·y (two passes, the second from L1).</summary>
+    private static void SoftmaxRowBackward(ReadOnlySpan<T> g, ReadOnlySpan<T> y, Span<T> dx)
+    {
+        int n = g.Length, w = Vector256<T>.Count, i = 0;
+        ref T gr = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(g);
+        ref T yr = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(y);
+        ref T dr = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(dx);
+        var a0 = Vector256<T>.Zero; var a1 = Vector256<T>.Zero;
+        for (; i <= n - 2 * w; i += 2 * w)
+        {
+            a0 = VecMath.Fma(Vector256.LoadUnsafe(ref gr, (nuint)i), Vector256.LoadUnsafe(ref yr, (nuint)i), a0);
+            a1 = VecMath.Fma(Vector256.LoadUnsafe(ref gr, (nuint)(i + w)), Vector256.LoadUnsafe(ref yr, (nuint)(i + w)), a1);
+        }
+        T d = Vector256.Sum(a0 + a1);
+        for (; i < n; i++) d += g[i] * y[i];
+        var vd = Vector256.Create(d);
+        for (i = 0; i <= n - w; i += w)
+            ((Vector256.LoadUnsafe(ref gr, (nuint)i) - vd) * Vector256.LoadUnsafe(ref yr, (nuint)i)).StoreUnsafe(ref dr, (nuint)i);
+        for (; i < n; i++) dx[i] = (g[i] - d) * y[i];
+    }
+
     // =====================================================================================
     // Fused backward passes (used when the backward itself is not being recorded).
     //   softmax:      dx = y ⊙ (g − Σₖ g⊙y)
@@ -187,25 +217,23 @@ internal static class SoftmaxKernels<T> where T : unmanaged, IFloatingPointIeee7
     {
         if (inner == 1)
         {
-            Par.For(outer, Par.Grain((long)n * 4), (r0, r1) =>
+            Par.For(outer, Par.Grain(n, 16384), (r0, r1) =>
             {
                 for (int r = r0; r < r1; r++)
                 {
                     var g = new ReadOnlySpan<T>(G, r * n, n);
                     var y = new ReadOnlySpan<T>(Yv, r * n, n);
                     var dx = new Span<T>(DX, r * n, n);
+                    int w = Vector256<T>.Count, i = 0;
                     if (log)
                     {
-                        T s = TensorPrimitives.Sum(g);
-                        VecMath.Map<T, ExpOp>(y, dx, default);
-                        TensorPrimitives.MultiplyAdd(dx, -s, g, dx);          // dx = g − s·e^y
+                        T s = TensorPrimitives.Sum(g);                         // dx = g − s·e^y
+                        var vs = Vector256.Create(s);
+                        for (; i <= n - w; i += w)
+                            (Vector256.Create(g.Slice(i, w)) - vs * VecMath.Exp(Vector256.Create(y.Slice(i, w)))).CopyTo(dx.Slice(i, w));
+                        for (; i < n; i++) dx[i] = g[i] - s * T.Exp(y[i]);
                     }
-                    else
-                    {
-                        T d = TensorPrimitives.Dot(g, y);
-                        TensorPrimitives.Subtract(g, d, dx);
-                        TensorPrimitives.Multiply(dx, y, dx);                 // dx = (g − d)·y
-                    }
+                    else SoftmaxRowBackward(g, y, dx);
                 }
             });
             return;
