@@ -17,6 +17,9 @@ public static partial class torch
         /// <summary>A list of sub-modules registered as "0", "1", ... .</summary>
         public static ModuleList<T> ModuleList<T>(params T[] modules) where T : Module => new(modules);
 
+        /// <summary>A list of sub-modules of any kind, registered as "0", "1", ... .</summary>
+        public static ModuleList<Module> ModuleList(params Module[] modules) => new(modules);
+
         /// <summary>Runs the modules one after another, naming them "0", "1", ... .</summary>
         public static Sequential Sequential(params Module<Tensor, Tensor>[] modules) => new(modules);
 
