@@ -29,6 +29,34 @@ public static partial class torch
         /// <summary>Runs the modules one after another under the given names.</summary>
         public static Sequential Sequential(IEnumerable<(string name, Module<Tensor, Tensor> submodule)> modules) => new(modules.ToArray());
 
+        /// <summary>
+        /// A lookup table mapping int64 ids of any shape [*] to vectors, [*, <paramref name="embedding_dims"/>];
+        /// the table is initialised from N(0, 1).
+        /// </summary>
+        /// <remarks><paramref name="padding_idx"/>, <paramref name="max_norm"/>, <paramref name="scale_grad_by_freq"/> and
+        /// <paramref name="sparse"/> are TorchSharp's parameters but are not supported by MinTorch (an error says so).</remarks>
+        public static Embedding Embedding(long num_embeddings, long embedding_dims, long? padding_idx = null, double? max_norm = null,
+            double norm_type = 2.0, bool scale_grad_by_freq = false, bool sparse = false, Device? device = null, ScalarType? dtype = null)
+        {
+            if (padding_idx is not null) throw new NotSupportedException("Embedding: padding_idx is not supported by MinTorch");
+            if (max_norm is not null) throw new NotSupportedException("Embedding: max_norm is not supported by MinTorch");
+            if (scale_grad_by_freq) throw new NotSupportedException("Embedding: scale_grad_by_freq is not supported by MinTorch");
+            if (sparse) throw new NotSupportedException("Embedding: sparse gradients are not supported by MinTorch");
+            return new(num_embeddings, embedding_dims, device, dtype);
+        }
+
+        /// <summary>An embedding whose table is <paramref name="embeddings"/> ([num_embeddings, embedding_dims], shared,
+        /// not copied); with <paramref name="freeze"/> the table is not trained.</summary>
+        public static Embedding Embedding_from_pretrained(Tensor embeddings, bool freeze = true, long? padding_idx = null, double? max_norm = null,
+            double norm_type = 2.0, bool scale_grad_by_freq = false, bool sparse = false, Device? device = null, ScalarType? dtype = null)
+        {
+            if (padding_idx is not null || max_norm is not null || scale_grad_by_freq || sparse)
+                throw new NotSupportedException("Embedding_from_pretrained: padding_idx, max_norm, scale_grad_by_freq and sparse are not supported by MinTorch");
+            CheckDevice(device);
+            var w = dtype is ScalarType d && d != embeddings.dtype ? embeddings.to_type(d) : embeddings;
+            return new(new Parameter(w, requires_grad: !freeze));
+        }
+
         /// <summary>Zeroes each element with probability <paramref name="p"/> in training mode (scaling the rest
         /// by 1/(1 − p)); the identity in evaluation mode.</summary>
         public static Dropout Dropout(double p = 0.5, bool inplace = false) => new(p, inplace);

@@ -412,4 +412,70 @@ public class ModuleTests
         Assert.True(p.requires_grad && p.is_leaf);
         Assert.Null(p.grad);
     }
+
+    // ------------------------------------------------------------------ Embedding
+
+    [Fact]
+    public void Embedding_looks_up_rows_for_ids_of_any_shape()
+    {
+        var emb = nn.Embedding(4, 3);
+        using (no_grad()) emb.weight.copy_(arange(12).reshape(4, 3).to_type(ScalarType.Float32));
+        var ids = tensor(new long[] { 3, 0, 3, 1, 2, 2 }, new long[] { 2, 3 });
+        var y = emb.call(ids);
+        Assert.Equal(new long[] { 2, 3, 3 }, y.shape);
+        Assert.Equal(new float[] { 9, 10, 11, 0, 1, 2, 9, 10, 11, 3, 4, 5, 6, 7, 8, 6, 7, 8 }, y.data<float>().ToArray());
+        Assert.Equal(new long[] { 3 }, emb.call(tensor(2L)).shape);   // a 0-D id gives one vector
+        Assert.Equal(new[] { "weight" }, emb.named_parameters().Select(np => np.name));
+    }
+
+    [Fact]
+    public void Embedding_gradient_sums_over_repeated_ids()
+    {
+        var emb = nn.Embedding(4, 2);
+        var ids = tensor(new long[] { 1, 3, 1, 1 });
+        var w = tensor(new float[] { 1, 2, 3, 4, 5, 6, 7, 8 }, new long[] { 4, 2 });
+        (emb.call(ids) * w).sum().backward();
+        // row 1 gets rows 0, 2, 3 of w; row 3 gets row 1; rows 0 and 2 get nothing.
+        Assert.Equal(new float[] { 0, 0, 1 + 5 + 7, 2 + 6 + 8, 0, 0, 3, 4 }, emb.weight.grad!.data<float>().ToArray());
+    }
+
+    [Fact]
+    public void Embedding_gradcheck_first_and_second_order()
+    {
+        var emb = nn.Embedding(5, 3, dtype: ScalarType.Float64);
+        var ids = tensor(new long[] { 4, 0, 4, 2, 1, 4 }, new long[] { 3, 2 });
+        GradCheck.Check(x => emb.call(ids) * 1.5, emb.weight);
+        GradCheck.CheckSecondOrder(x => emb.call(ids).pow(3.0), emb.weight);
+    }
+
+    [Fact]
+    public void Embedding_is_initialised_from_a_standard_normal()
+    {
+        manual_seed(21);
+        var emb = nn.Embedding(200, 100);
+        Assert.Equal(0.0, emb.weight.mean().item<float>(), 0.02);   // sd of the mean = 0.005
+        Assert.Equal(1.0, Std(emb.weight), 0.02);
+        manual_seed(21);
+        Assert.Equal(emb.weight.data<float>().ToArray(), nn.Embedding(200, 100).weight.data<float>().ToArray());
+    }
+
+    [Fact]
+    public void Embedding_rejects_bad_ids_with_clear_messages()
+    {
+        var emb = nn.Embedding(4, 2);
+        Assert.Contains("int64", Assert.Throws<ArgumentException>(() => emb.call(ones(3))).Message);
+        var ex = Assert.ThrowsAny<Exception>(() => emb.call(tensor(new long[] { 0, 4 })));
+        Assert.Contains("4", ex.Message);
+        Assert.Throws<NotSupportedException>(() => nn.Embedding(4, 2, padding_idx: 0));
+    }
+
+    [Fact]
+    public void Embedding_from_pretrained_shares_and_freezes_the_table()
+    {
+        var table = tensor(new float[] { 1, 2, 3, 4 }, new long[] { 2, 2 });
+        var emb = nn.Embedding_from_pretrained(table);
+        Assert.False(emb.weight.requires_grad);
+        Assert.Equal(new float[] { 3, 4 }, emb.call(tensor(new long[] { 1 })).data<float>().ToArray());
+        Assert.True(nn.Embedding_from_pretrained(table, freeze: false).weight.requires_grad);
+    }
 }
