@@ -214,6 +214,26 @@ public class OptimTests
     }
 
     [Fact]
+    public void Changing_a_parameter_dtype_after_the_first_step_is_refused()
+    {
+        var lin = new Holder();
+        var opt = optim.Adam(lin.parameters());
+        lin.w.grad = ones(2);
+        opt.step();
+        lin.to(ScalarType.Float64);
+        lin.w.grad = ones(2, dtype: ScalarType.Float64);
+        var ex = Assert.Throws<InvalidOperationException>(() => opt.step());
+        Assert.Contains("Float64", ex.Message);
+        Assert.Contains("Float32", ex.Message);
+    }
+
+    sealed class Holder : nn.Module
+    {
+        public readonly Parameter w = new(ones(2));
+        public Holder() : base(nameof(Holder)) => RegisterComponents();
+    }
+
+    [Fact]
     public void AdamW_default_weight_decay_is_zero_like_torchsharp()
     {
         // TorchSharp's AdamW defaults to weight_decay = 0 (PyTorch: 0.01), so with no decay AdamW == Adam.

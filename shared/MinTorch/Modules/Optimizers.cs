@@ -132,6 +132,7 @@ public class SGD : Optimizer, IMomentum
                 _momentum_buffers[p] = buf;
                 first = true;
             }
+            if (buf is not null) OptimKernels.CheckState(p, buf, "SGD");
             if (p._dtype == ScalarType.Float32)
                 OptimKernels.Sgd(p.Arr<float>(), g.Arr<float>(), buf?.Arr<float>(), p._numel, (float)lr, (float)mu, (float)(1 - tau), (float)wd, nesterov, maximize, first);
             else
@@ -297,6 +298,14 @@ internal static class OptimKernels
             throw new InvalidOperationException($"{op}: only floating-point parameters can be optimized, got {p._dtype}");
     }
 
+    /// <summary>The state was created for this parameter; refuse to go on if its dtype was changed since (module.to(...)).</summary>
+    internal static void CheckState(Parameter p, Tensor state, string op)
+    {
+        if (state._dtype != p._dtype)
+            throw new InvalidOperationException($"{op}: a parameter of shape {p.ShapeString} is now {p._dtype} but its optimizer state is {state._dtype}; " +
+                                                "convert the model before creating the optimizer");
+    }
+
     internal static TOptions AdamDefaults<TOptions>(string op, double lr, double beta1, double beta2, double eps, double weight_decay, bool amsgrad, bool maximize)
         where TOptions : OptimizerOptions, new()
     {
@@ -367,6 +376,7 @@ internal static class OptimKernels
                 states[p] = s;
             }
             if (amsgrad) s.max_exp_avg_sq ??= Tensor.Zeros(p._shape, p._dtype);
+            CheckState(p, s.exp_avg, op);
             s.step++;
             // The scalars, computed in double as PyTorch does in Python, then rounded to the parameter's dtype.
             double bias_correction1 = 1 - Math.Pow(beta1, s.step);
