@@ -100,7 +100,13 @@ public sealed class FixtureCheck(double rtol, double atolFraction)
     public int Compared => _compared;
 
     /// <summary>Compares <paramref name="actual"/> with <paramref name="expected"/>; records a failure message if they differ.</summary>
-    public void Compare(string name, Tensor expected, Tensor? actual)
+    public void Compare(string name, Tensor expected, Tensor? actual) => Compare(name, expected, actual, null);
+
+    /// <summary>As <see cref="Compare(string, Tensor, Tensor?)"/>, but with an explicit absolute tolerance
+    /// instead of the tensor-scaled floor (for values whose error has a known absolute bound).</summary>
+    public void CompareAbs(string name, Tensor expected, Tensor? actual, double atol) => Compare(name, expected, actual, atol);
+
+    private void Compare(string name, Tensor expected, Tensor? actual, double? atol)
     {
         _compared++;
         if (actual is null) { _failures.Add($"{name}: no value (null), expected shape {Str(expected.shape)}"); return; }
@@ -110,7 +116,7 @@ public sealed class FixtureCheck(double rtol, double atolFraction)
             return;
         }
         if (expected.dtype != actual.dtype) { _failures.Add($"{name}: dtype {actual.dtype}, expected {expected.dtype}"); return; }
-        var msg = Check(name, expected.shape, expected.dtype, Doubles(expected), Doubles(actual), Rtol, AtolFraction);
+        var msg = Check(name, expected.shape, expected.dtype, Doubles(expected), Doubles(actual), Rtol, AtolFraction, atol);
         if (msg is not null) _failures.Add(msg);
     }
 
@@ -131,11 +137,12 @@ public sealed class FixtureCheck(double rtol, double atolFraction)
     }
 
     /// <summary>The failure message for the worst element, or null if every element is within tolerance.</summary>
-    internal static string? Check(string name, long[] shape, ScalarType dtype, double[] e, double[] a, double rtol, double atolFraction)
+    internal static string? Check(string name, long[] shape, ScalarType dtype, double[] e, double[] a, double rtol, double atolFraction,
+        double? absoluteAtol = null)
     {
         double max = 0;
         foreach (var v in e) max = Math.Max(max, Math.Abs(v));
-        double atol = atolFraction * max;
+        double atol = absoluteAtol ?? atolFraction * max;
         int worst = -1, bad = 0;
         double worstRatio = 0;
         for (int i = 0; i < e.Length; i++)
@@ -151,7 +158,8 @@ public sealed class FixtureCheck(double rtol, double atolFraction)
         return $"{name} (shape {Str(shape)}, {dtype}): {bad} of {e.Length} elements out of tolerance; " +
                $"worst at {Str(Index(worst, shape))} (flat {worst}): expected {R(e[worst])}, actual {R(a[worst])}, " +
                $"|diff| {R(Math.Abs(a[worst] - e[worst]))} = {worstRatio.ToString("G3", CultureInfo.InvariantCulture)} × tolerance " +
-               $"(rtol {R(rtol)}, atol {R(atol)} = {R(atolFraction)} × max|expected| {R(max)})";
+               $"(rtol {R(rtol)}, atol {R(atol)}" +
+               (absoluteAtol is null ? $" = {R(atolFraction)} × max|expected| {R(max)})" : ", absolute)");
     }
 
     internal static double[] Doubles(Tensor t) => t.dtype switch
