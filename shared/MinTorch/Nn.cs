@@ -29,6 +29,28 @@ public static partial class torch
         /// <summary>Runs the modules one after another under the given names.</summary>
         public static Sequential Sequential(IEnumerable<(string name, Module<Tensor, Tensor> submodule)> modules) => new(modules.ToArray());
 
+        /// <summary>A fully connected layer y = x·Wᵀ + b with W [<paramref name="outputSize"/>, <paramref name="inputSize"/>],
+        /// initialised from U(−1/√in, 1/√in) as in PyTorch.</summary>
+        public static Linear Linear(long inputSize, long outputSize, bool hasBias = true, Device? device = null, ScalarType? dtype = null)
+            => new(inputSize, outputSize, hasBias, device, dtype);
+
+        /// <summary>A fully connected layer with the given weight ([out, in]) and optional bias.</summary>
+        public static Linear Linear(Parameter weight, Parameter? bias = null) => new(weight, bias);
+
+        /// <summary>Layer normalisation over the last dimension (of size <paramref name="normalized_shape"/>),
+        /// with a learnable weight (ones) and bias (zeros) unless <paramref name="elementwise_affine"/> is false.</summary>
+        public static LayerNorm LayerNorm(long normalized_shape, double eps = 1e-05, bool elementwise_affine = true, bool bias = true,
+            Device? device = null, ScalarType? dtype = null)
+            => new([normalized_shape], eps, elementwise_affine, bias, device, dtype);
+
+        /// <summary>Layer normalisation over the last <c>normalized_shape.Length</c> dimensions.</summary>
+        public static LayerNorm LayerNorm(long[] normalized_shape, double eps = 1e-05, bool elementwise_affine = true, bool bias = true,
+            Device? device = null, ScalarType? dtype = null)
+            => new(normalized_shape, eps, elementwise_affine, bias, device, dtype);
+
+        /// <summary>The GELU activation, y = x·Φ(x), as a module.</summary>
+        public static GELU GELU(bool inplace = false) => new(inplace);
+
         /// <summary>
         /// A lookup table mapping int64 ids of any shape [*] to vectors, [*, <paramref name="embedding_dims"/>];
         /// the table is initialised from N(0, 1).

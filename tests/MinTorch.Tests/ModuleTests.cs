@@ -478,4 +478,126 @@ public class ModuleTests
         Assert.Equal(new float[] { 3, 4 }, emb.call(tensor(new long[] { 1 })).data<float>().ToArray());
         Assert.True(nn.Embedding_from_pretrained(table, freeze: false).weight.requires_grad);
     }
+    // ------------------------------------------------------------------ Linear, LayerNorm, GELU
+
+    [Fact]
+    public void Linear_forward_matches_pytorch()
+    {
+        var lin = nn.Linear(3, 2);
+        using (no_grad())
+        {
+            lin.weight.copy_(tensor(new float[] { 0.1f, -0.2f, 0.3f, 0.4f, 0.5f, -0.6f }, new long[] { 2, 3 }));
+            lin.bias!.copy_(tensor(new float[] { 0.05f, -0.1f }));
+        }
+        var y = lin.call(tensor(new float[] { 0.5f, -1, 2, 1.5f, 0.25f, -0.75f }, new long[] { 2, 3 }));
+        Assert.Equal(new long[] { 2, 2 }, y.shape);
+        // torch.nn.functional.linear(x, W, b) in PyTorch 1.13
+        AssertClose(new[] { 9.000000358e-01f, -1.600000024e+00f, -7.500000298e-02f, 1.075000048e+00f }, y, 1e-6);
+        Assert.Equal(new[] { "weight", "bias" }, lin.named_parameters().Select(np => np.name));
+        Assert.Equal((3L, 2L), (lin.in_features, lin.out_features));
+        Assert.Equal(new[] { "weight" }, nn.Linear(3, 2, hasBias: false).named_parameters().Select(np => np.name));
+    }
+
+    [Fact]
+    public void Linear_init_is_uniform_within_one_over_sqrt_fan_in()
+    {
+        manual_seed(8);
+        var lin = nn.Linear(64, 300);
+        var w = lin.weight.data<float>().ToArray();
+        var b = lin.bias!.data<float>().ToArray();
+        Assert.Equal(new long[] { 300, 64 }, lin.weight.shape);
+        Assert.True(w.All(v => Math.Abs(v) <= 0.125f) && b.All(v => Math.Abs(v) <= 0.125f));
+        Assert.True(w.Max() > 0.124f && w.Min() < -0.124f);
+        Assert.Equal(0.125 / Math.Sqrt(3), Std(lin.weight), 0.002);
+        manual_seed(8);
+        var again = nn.Linear(64, 300);
+        Assert.Equal(w, again.weight.data<float>().ToArray());
+        Assert.Equal(b, again.bias!.data<float>().ToArray());
+    }
+
+    [Fact]
+    public void Linear_gradcheck_first_and_second_order()
+    {
+        var lin = nn.Linear(4, 3, dtype: ScalarType.Float64);
+        var x = GradCheck.Input([2, 5, 4], 31);
+        GradCheck.Check(xs => lin.call(xs[0]), x, lin.weight, lin.bias!);
+        GradCheck.CheckSecondOrder(xs => lin.call(xs[0]).tanh(), x, lin.weight, lin.bias!);
+    }
+
+    [Fact]
+    public void LayerNorm_forward_matches_pytorch()
+    {
+        var ln = nn.LayerNorm(4);
+        Assert.Equal(new float[] { 1, 1, 1, 1 }, ln.weight.data<float>().ToArray());
+        Assert.Equal(new float[] { 0, 0, 0, 0 }, ln.bias!.data<float>().ToArray());
+        using (no_grad())
+        {
+            ln.weight.copy_(tensor(new float[] { 1, 0.5f, -2, 1.5f }));
+            ln.bias!.copy_(tensor(new float[] { 0, 0.1f, 0.2f, -0.3f }));
+        }
+        var x = tensor(new float[] { 1, 2, 4, -1, 0.5f, 0.5f, 0.5f, 3 }, new long[] { 2, 4 });
+        // torch.nn.functional.layer_norm(x, [4], w, b, 1e-5) in PyTorch 1.13
+        AssertClose(new[] { -2.773496509e-01f, 2.386748493e-01f, -2.573496819e+00f, -2.380122423e+00f, -5.773477554e-01f, -1.886738837e-01f, 1.354695559e+00f, 2.298065186e+00f },
+            ln.call(x), 1e-5);
+        var plain = nn.LayerNorm(4, eps: 1e-3, elementwise_affine: false);
+        Assert.Empty(plain.parameters());
+        AssertClose(new[] { -2.773074508e-01f, 2.773074508e-01f, 1.386537313e+00f, -1.386537313e+00f, -5.771040916e-01f, -5.771040916e-01f, -5.771040916e-01f, 1.731312275e+00f },
+            plain.call(x), 1e-5);
+    }
+
+    [Fact]
+    public void LayerNorm_gradcheck_first_and_second_order()
+    {
+        var ln = nn.LayerNorm(5, dtype: ScalarType.Float64);
+        using (no_grad())
+        {
+            ln.weight.copy_(GradCheck.Input([5], 41).detach());
+            ln.bias!.copy_(GradCheck.Input([5], 42).detach());
+        }
+        var x = GradCheck.Input([3, 2, 5], 43);
+        GradCheck.Check(xs => ln.call(xs[0]), x, ln.weight, ln.bias!);
+        GradCheck.CheckSecondOrder(xs => ln.call(xs[0]), x, ln.weight, ln.bias!);
+    }
+
+    [Fact]
+    public void GELU_module_matches_pytorch()
+    {
+        var y = nn.GELU().call(tensor(new float[] { -3, -1, -0.1f, 0, 0.5f, 2 }));
+        // torch.nn.GELU() (exact, erf form) in PyTorch 1.13, computed in float64: PyTorch's own float32 result
+        // at x = −3 (−4.049867e-3) carries the rounding of 1 + erf(x/√2) ≈ 0.00135, so the exact value is the reference.
+        AssertClose(new[] { -4.049694095e-03f, -1.586552539e-01f, -4.601721627e-02f, 0f, 3.457312306e-01f, 1.954499736e+00f }, y, 1e-6);
+        Assert.Empty(nn.GELU().parameters());
+    }
+
+    [Fact]
+    public void A_small_model_trains_with_adam()
+    {
+        // Linear → GELU → LayerNorm → Linear, fitting a fixed random regression target: the loss must fall.
+        manual_seed(17);
+        var model = nn.Sequential(("fc1", nn.Linear(6, 16)), ("act", nn.GELU()), ("ln", nn.LayerNorm(16)), ("fc2", nn.Linear(16, 1)));
+        var x = randn(32, 6);
+        var target = randn(32, 1);
+        var opt = optim.Adam(model.parameters(), lr: 0.01);
+        float first = 0, last = 0;
+        for (int step = 0; step < 100; step++)
+        {
+            var loss = (model.call(x) - target).square().mean();
+            if (step == 0) first = loss.item<float>();
+            last = loss.item<float>();
+            model.zero_grad();
+            loss.backward();
+            opt.step();
+        }
+        Assert.True(last < 0.3f * first, $"loss went from {first} to {last}");
+        Assert.Equal(new[] { "fc1.weight", "fc1.bias", "ln.weight", "ln.bias", "fc2.weight", "fc2.bias" }, model.named_parameters().Select(np => np.name));
+    }
+
+    static void AssertClose(float[] expected, Tensor actual, double rtol)
+    {
+        var a = actual.data<float>().ToArray();
+        Assert.Equal(expected.Length, a.Length);
+        for (int i = 0; i < a.Length; i++)
+            Assert.True(Math.Abs(a[i] - expected[i]) <= rtol * Math.Abs(expected[i]) + 1e-7,
+                $"element {i}: MinTorch {a[i]:R} vs PyTorch {expected[i]:R}");
+    }
 }
