@@ -1,0 +1,8 @@
+namespace MinRL;
+
+/// <summary>Facts about the kit itself.</summary>
+public static class Kit
+{
+    /// <summary>The version of the shared kit; part of every cache key, so a change invalidates cached base models.</summary>
+    public const string Version = "1";
+}
