@@ -1,0 +1,68 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+
+namespace MinRL.Bench;
+
+/// <summary>
+/// One thing to time. <see cref="Step"/> runs one repetition (build its inputs before, outside the
+/// closure). <see cref="Config"/> is "S"/"M"/"L" for TinyGpt workloads and "-" for micro-benchmarks,
+/// which do not depend on it. <see cref="Flops"/>, when known, adds a GFLOP/s figure to the output.
+/// </summary>
+public sealed record Workload(string Bench, string Name, string Config, Action Step, string? Shape = null, double Flops = 0);
+
+/// <summary>
+/// Warm-up and timing, the same method as torch_micro.py: run the workload for about
+/// <c>--warmup</c> seconds (at least 3 calls) so the JIT has tiered the hot code up to its optimised
+/// version, collect garbage once, then time <c>--reps</c> single calls with a Stopwatch and report
+/// the median (and the minimum). One JSON line per workload.
+/// </summary>
+public static class Harness
+{
+    public static JsonObject Measure(Workload w, Options o)
+    {
+        // Warm-up. Tiered compilation promotes a method after ~30 calls plus a short delay and
+        // replaces long-running loops on the fly (OSR), so a second of calls is plenty.
+        var clock = Stopwatch.StartNew();
+        int calls = 0;
+        while (calls < 3 || clock.Elapsed.TotalSeconds < o.WarmupSeconds)
+        {
+            w.Step();
+            calls++;
+        }
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+
+        var times = new double[o.Reps];
+        for (int r = 0; r < o.Reps; r++)
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            w.Step();
+            times[r] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+        }
+        double median = Median(times);
+
+        var line = new JsonObject
+        {
+            ["bench"] = w.Bench,
+            ["workload"] = w.Name,
+            ["config"] = w.Config,
+            ["impl"] = "mintorch",
+            ["threads"] = o.Threads,
+            ["reps"] = o.Reps,
+            ["median_ms"] = Math.Round(median, 4),
+            ["min_ms"] = Math.Round(times.Min(), 4),
+            ["warmup_calls"] = calls,
+        };
+        if (w.Shape is not null) line["shape"] = w.Shape;
+        if (w.Flops > 0) line["gflops"] = Math.Round(w.Flops / median / 1e6, 3);
+        return line;
+    }
+
+    /// <summary>The middle value; the mean of the two middle values for an even count (as Python's statistics.median).</summary>
+    public static double Median(IReadOnlyList<double> values)
+    {
+        var s = values.Order().ToArray();
+        int n = s.Length;
+        return n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+    }
+}

@@ -1,0 +1,133 @@
+// MinRL.Bench: times MinTorch on fixed workloads, one JSON line per workload, so that
+// tests/bench/compare.py can put the numbers beside PyTorch's (torch_micro.py) from the same machine.
+//
+//   dotnet run -c Release --project tests/bench -- <bench>... [--config S|M|L] [--reps N] [--threads N] [--warmup S]
+//
+// <bench> is a name from the registry below, `micro` (every micro-benchmark) or `all`.
+
+using System.Globalization;
+using MinTorch;
+using MinRL.Bench;
+
+return Cli.Run(args);
+
+namespace MinRL.Bench
+{
+    /// <summary>Command-line settings shared by every workload.</summary>
+    /// <param name="Config">TinyGpt size (DESIGN.md's table, see <see cref="GptConfig"/>); micro-benchmarks ignore it.</param>
+    /// <param name="Reps">Timed repetitions per workload; the median is reported.</param>
+    /// <param name="Threads">torch.set_num_threads; 2 matches the PyTorch side.</param>
+    /// <param name="WarmupSeconds">Untimed calls before timing, so the JIT has tiered up.</param>
+    public sealed record Options(string Config = "S", int Reps = 20, int Threads = 2, double WarmupSeconds = 1.0);
+
+    /// <summary>DESIGN.md's benchmark configs for the TinyGpt workloads.</summary>
+    public sealed record GptConfig(string Name, int Vocab, int DModel, int Layers, int Heads, int Ctx, int Batch)
+    {
+        public static readonly IReadOnlyDictionary<string, GptConfig> All = new Dictionary<string, GptConfig>
+        {
+            ["S"] = new("S", Vocab: 32, DModel: 64, Layers: 2, Heads: 4, Ctx: 32, Batch: 32),
+            ["M"] = new("M", Vocab: 64, DModel: 128, Layers: 4, Heads: 4, Ctx: 64, Batch: 32),
+            ["L"] = new("L", Vocab: 256, DModel: 256, Layers: 6, Heads: 8, Ctx: 128, Batch: 16),
+        };
+    }
+
+    /// <summary>A named benchmark: a factory that yields its workloads (lazily, so inputs are built just before they are timed).</summary>
+    public sealed record Bench(string Name, string Group, string Description, Func<Options, IEnumerable<Workload>> Create);
+
+    public static class Cli
+    {
+        /// <summary>
+        /// Every benchmark. EXTENSION POINT for the TinyGpt workloads: add a TinyGptBenches.cs with
+        /// <c>Train(Options o)</c>, <c>Generate(Options o)</c>, <c>Logprobs(Options o)</c>, each building the
+        /// model for <c>GptConfig.All[o.Config]</c> and yielding <c>new Workload("train", "train", o.Config, step)</c>
+        /// (generate: workloads "generate_kv" and "generate_nokv"), then register them here in group
+        /// "tinygpt". `all` runs every registered bench; compare.py maps each name to its PyTorch script.
+        /// </summary>
+        public static readonly Bench[] Registry =
+        [
+            new("matmul", "micro", "float32 matmul 256x256x256 and 1024x1024x1024 (with GFLOP/s)", MicroBenches.Matmul),
+            new("softmax", "micro", "float32 softmax over the last dim of (64, 128, 256): forward, forward+backward", MicroBenches.Softmax),
+            new("layer_norm", "micro", "float32 layer_norm over 256 with weight and bias, (64, 128, 256): forward, forward+backward", MicroBenches.LayerNorm),
+            // new("train", "tinygpt", "forward + cross-entropy + backward + AdamW step", TinyGptBenches.Train),
+            // new("generate", "tinygpt", "64 prompts x 8 tokens, 64 new tokens, with and without KV cache", TinyGptBenches.Generate),
+            // new("logprobs", "tinygpt", "no-grad log-probs of 64 completion tokens of 64 sequences", TinyGptBenches.Logprobs),
+        ];
+
+        public static int Run(string[] args)
+        {
+            List<Bench> benches;
+            Options options;
+            try
+            {
+                (benches, options) = Parse(args);
+            }
+            catch (ArgumentException e)
+            {
+                Console.Error.WriteLine($"error: {e.Message}");
+                Console.Error.WriteLine(Usage());
+                return 2;
+            }
+            if (benches.Count == 0) { Console.WriteLine(Usage()); return 0; }
+
+            torch.set_num_threads(options.Threads);
+            torch.manual_seed(0);
+            Console.Error.WriteLine($"MinTorch bench: .NET {Environment.Version}, {Environment.ProcessorCount} processors, " +
+                                    $"{options.Threads} threads, {(System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated ? "AVX-512" : "no AVX-512")}");
+            foreach (var bench in benches)
+                foreach (var workload in bench.Create(options))
+                    Console.WriteLine(Harness.Measure(workload, options).ToJsonString());
+            return 0;
+        }
+
+        static (List<Bench>, Options) Parse(string[] args)
+        {
+            var o = new Options();
+            var names = new List<string>();
+            for (int i = 0; i < args.Length; i++)
+            {
+                string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
+                int Positive(string v, string flag) =>
+                    int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out int n) && n >= 1 ? n
+                        : throw new ArgumentException($"{flag} must be a positive integer, got '{v}'");
+                switch (args[i])
+                {
+                    case "--config":
+                        string c = Value().ToUpperInvariant();
+                        o = GptConfig.All.ContainsKey(c) ? o with { Config = c }
+                            : throw new ArgumentException($"--config must be one of {string.Join(", ", GptConfig.All.Keys)}, got '{c}'");
+                        break;
+                    case "--reps": o = o with { Reps = Positive(Value(), "--reps") }; break;
+                    case "--threads": o = o with { Threads = Positive(Value(), "--threads") }; break;
+                    case "--warmup":
+                        string v = Value();
+                        o = double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out double s) && s >= 0
+                            ? o with { WarmupSeconds = s } : throw new ArgumentException($"--warmup must be seconds >= 0, got '{v}'");
+                        break;
+                    case "-h": case "--help": case "--list": return ([], o);
+                    default:
+                        if (args[i].StartsWith('-')) throw new ArgumentException($"unknown option '{args[i]}'");
+                        names.Add(args[i]);
+                        break;
+                }
+            }
+            var selected = new List<Bench>();
+            foreach (var name in names)
+            {
+                var matches = name == "all" ? Registry
+                    : Registry.Where(b => b.Name == name || b.Group == name).ToArray();
+                if (matches.Length == 0)
+                    throw new ArgumentException($"unknown bench '{name}'; choose from {string.Join(", ", Registry.Select(b => b.Name))}, micro, all");
+                foreach (var b in matches) if (!selected.Contains(b)) selected.Add(b);
+            }
+            return (selected, o);
+        }
+
+        static string Usage() =>
+            "usage: dotnet run -c Release --project tests/bench -- <bench>... [--config S|M|L] [--reps N] [--threads N] [--warmup SECONDS]\n" +
+            "  defaults: --config S --reps 20 --threads 2 --warmup 1\n" +
+            "benches:\n" +
+            string.Concat(Registry.Select(b => $"  {b.Name,-12} [{b.Group}] {b.Description}\n")) +
+            "  micro        every micro-benchmark\n" +
+            "  all          every bench above";
+    }
+}

@@ -1,0 +1,184 @@
+#!/usr/bin/python3
+"""Side-by-side benchmark: MinTorch (tests/bench, C#) against PyTorch (torch_micro.py), same machine.
+
+    /usr/bin/python3 tests/bench/compare.py [<bench>...] [--procs 3] [--reps 20] [--threads 2]
+                                            [--warmup 1] [--config S] [--json results.json]
+
+Builds tests/bench once in Release, then runs the two programs ALTERNATELY (MinTorch, PyTorch,
+PyTorch, MinTorch, ... so slow drift of the machine hits both alike), --procs processes each, never
+two at once. Each process prints one JSON line per workload with the median of its repetitions; the
+table shows, per workload, the median of those per-process medians for each side and
+ratio = MinTorch / PyTorch (lower is better; <= 1.0 means MinTorch is as fast or faster), followed
+by a JSON summary line. The machines are noisy (+-20-30% per repetition, more between processes):
+read ratios within ~0.3 of 1.0 as "about the same".
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+PROJECT = os.path.join(HERE, "MinRL.Bench.csproj")
+PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+
+# Which PyTorch script times each bench. EXTENSION POINT: the TinyGpt workloads (train, generate,
+# logprobs) go to torch_tinygpt.py once it exists; add them here and to Program.cs's Registry.
+MICRO = ["matmul", "softmax", "layer_norm"]
+TINYGPT = []  # later: ["train", "generate", "logprobs"]
+TORCH_SCRIPT = {**{b: "torch_micro.py" for b in MICRO}, **{b: "torch_tinygpt.py" for b in TINYGPT}}
+GROUPS = {"micro": MICRO, "tinygpt": TINYGPT, "all": MICRO + TINYGPT}
+
+
+def expand(names):
+    out = []
+    for n in names:
+        if n in GROUPS:
+            out += GROUPS[n]
+        elif n in TORCH_SCRIPT:
+            out.append(n)
+        else:
+            sys.exit(f"compare.py: unknown bench '{n}'; choose from {', '.join(list(TORCH_SCRIPT) + list(GROUPS))}")
+    return list(dict.fromkeys(out))
+
+
+def build():
+    """dotnet build -c Release, once, before any timing."""
+    print(f"building {os.path.relpath(PROJECT, ROOT)} (Release)...", file=sys.stderr, flush=True)
+    r = subprocess.run(["dotnet", "build", PROJECT, "-c", "Release", "-nologo", "-v", "q"],
+                       cwd=ROOT, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.stderr.write(r.stdout + r.stderr)
+        sys.exit("compare.py: the build failed")
+
+
+def target_path():
+    """The built MinRL.Bench.dll, run directly with `dotnet <dll>` (no msbuild in the timed processes)."""
+    r = subprocess.run(["dotnet", "msbuild", PROJECT, "-nologo", "-getProperty:TargetPath", "-p:Configuration=Release"],
+                       cwd=ROOT, capture_output=True, text=True)
+    dll = r.stdout.strip()
+    if r.returncode != 0 or not os.path.exists(dll):
+        sys.exit(f"compare.py: cannot find the built bench ({r.stdout}{r.stderr})")
+    return dll
+
+
+_shown = set()
+
+
+def run(cmd):
+    """Runs one benchmark process; returns its JSON lines. Its stderr (versions, BLAS) is shown once per program."""
+    t0 = time.time()
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.stderr.write(r.stdout + r.stderr)
+        sys.exit(f"compare.py: {' '.join(cmd)} failed with status {r.returncode}")
+    if cmd[1] not in _shown and r.stderr.strip():
+        _shown.add(cmd[1])
+        sys.stderr.write(r.stderr)
+    lines = [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")]
+    print(f"  {lines[0]['impl'] if lines else '?':8s} {len(lines)} workloads in {time.time() - t0:.1f} s",
+          file=sys.stderr, flush=True)
+    return lines
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("benches", nargs="*", default=["all"], help="benches or groups (micro, all); default all")
+    p.add_argument("--procs", type=int, default=3, help="processes per implementation (default 3, at least 3 for a fair number)")
+    p.add_argument("--reps", type=int, default=20, help="timed repetitions per workload per process (default 20)")
+    p.add_argument("--threads", type=int, default=2, help="threads for both sides (default 2)")
+    p.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per workload (default 1)")
+    p.add_argument("--config", choices=["S", "M", "L"], default="S", help="TinyGpt config (default S)")
+    p.add_argument("--json", metavar="PATH", help="also write every raw line and the summary to PATH")
+    p.add_argument("--no-build", action="store_true", help="use the existing Release build")
+    args = p.parse_args(argv)
+    if args.procs < 1:
+        p.error("--procs must be >= 1")
+
+    benches = expand(args.benches)
+    common = ["--reps", str(args.reps), "--threads", str(args.threads), "--warmup", str(args.warmup),
+              "--config", args.config]
+    if not args.no_build:
+        build()
+    dll = target_path()
+    mintorch_cmd = ["dotnet", dll, *benches, *common]
+    torch_cmds = []
+    for script in dict.fromkeys(TORCH_SCRIPT[b] for b in benches):
+        mine = [b for b in benches if TORCH_SCRIPT[b] == script]
+        torch_cmds.append([PYTHON, os.path.join(HERE, script), *mine, *common])
+
+    raw = []  # every JSON line, tagged with its process number
+    for proc in range(args.procs):
+        order = ["mintorch", "torch"] if proc % 2 == 0 else ["torch", "mintorch"]
+        print(f"round {proc + 1}/{args.procs}: {' then '.join(order)}", file=sys.stderr, flush=True)
+        for impl in order:
+            cmds = [mintorch_cmd] if impl == "mintorch" else torch_cmds
+            for cmd in cmds:
+                for line in run(cmd):
+                    line["proc"] = proc
+                    raw.append(line)
+
+    summary = summarize(raw)
+    print_table(summary, args)
+    print(json.dumps({"summary": summary, "procs": args.procs, "reps": args.reps, "threads": args.threads,
+                      "config": args.config}))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"summary": summary, "raw": raw, "args": vars(args)}, f, indent=1)
+        print(f"wrote {args.json}", file=sys.stderr)
+
+
+def summarize(raw):
+    """Per (bench, workload, config): median of the per-process medians of each side, and their ratio."""
+    keys = list(dict.fromkeys((l["bench"], l["workload"], l["config"]) for l in raw))
+    out = []
+    for bench, workload, config in keys:
+        row = {"bench": bench, "workload": workload, "config": config}
+        for impl in ("mintorch", "torch"):
+            lines = [l for l in raw if (l["bench"], l["workload"], l["config"], l["impl"]) == (bench, workload, config, impl)]
+            meds = [l["median_ms"] for l in lines]
+            row[impl] = {
+                "median_of_medians_ms": round(statistics.median(meds), 4) if meds else None,
+                "process_medians_ms": meds,
+                "min_ms": min(l["min_ms"] for l in lines) if lines else None,
+            }
+            gfl = [l["gflops"] for l in lines if "gflops" in l]
+            if gfl:
+                row[impl]["gflops"] = round(statistics.median(gfl), 3)
+        a, b = row["mintorch"]["median_of_medians_ms"], row["torch"]["median_of_medians_ms"]
+        row["ratio"] = round(a / b, 3) if a and b else None
+        out.append(row)
+    return out
+
+
+def print_table(summary, args):
+    print(f"\nMinTorch vs PyTorch, {args.threads} threads, {args.procs} processes x {args.reps} reps each; "
+          f"median of per-process medians (spread = min..max of those medians)")
+    head = f"{'workload':<20} {'cfg':>3}  {'MinTorch ms':>12} {'spread':>17}  {'PyTorch ms':>12} {'spread':>17}  {'ratio':>6}  note"
+    print(head)
+    print("-" * len(head))
+
+    def fmt(ms):
+        return f"{ms:.3f}" if ms is not None and ms < 100 else (f"{ms:.1f}" if ms is not None else "-")
+
+    for row in summary:
+        cells = []
+        for impl in ("mintorch", "torch"):
+            r = row[impl]
+            meds = r["process_medians_ms"]
+            spread = f"{fmt(min(meds))}..{fmt(max(meds))}" if meds else "-"
+            cells.append(f"{fmt(r['median_of_medians_ms']):>12} {spread:>17}")
+        note = ""
+        if "gflops" in row["mintorch"] or "gflops" in row["torch"]:
+            note = f"GFLOP/s {row['mintorch'].get('gflops', '-')} vs {row['torch'].get('gflops', '-')}"
+        ratio = f"{row['ratio']:.2f}" if row["ratio"] is not None else "-"
+        print(f"{row['workload']:<20} {row['config']:>3}  {cells[0]}  {cells[1]}  {ratio:>6}  {note}")
+    print("ratio = MinTorch / PyTorch: lower is better, <= 1.0 means MinTorch is as fast or faster. "
+          "Noise is +-20-30%.\n")
+
+
+if __name__ == "__main__":
+    main()
