@@ -1,0 +1,257 @@
+using MinTorch;
+using MinTorch.Modules;
+using static MinTorch.torch;
+using F = MinTorch.torch.nn.functional;
+
+namespace MinRL;
+
+/// <summary>
+/// The size of a <see cref="TinyGpt"/>. The defaults are the book's model (DESIGN.md's config S with a
+/// 12-token context): ~103k parameters, enough for the a+b= task.
+/// </summary>
+public sealed record GptConfig
+{
+    /// <summary>Number of token ids (the tokenizer's vocabulary).</summary>
+    public int VocabSize { get; init; } = CharTokenizer.Instance.VocabSize;
+    /// <summary>Longest sequence the position table covers (prompt + completion).</summary>
+    public int BlockSize { get; init; } = ArithmeticTask.SequenceLength;
+    /// <summary>Number of transformer blocks.</summary>
+    public int NLayer { get; init; } = 2;
+    /// <summary>Attention heads per block; NEmbd must be a multiple of it.</summary>
+    public int NHead { get; init; } = 4;
+    /// <summary>Width of the residual stream (d_model).</summary>
+    public int NEmbd { get; init; } = 64;
+    /// <summary>Adds a scalar head (a value function or a reward model) beside the LM head.</summary>
+    public bool ScalarHead { get; init; } = false;
+
+    /// <summary>The benchmark configs of DESIGN.md (vocab, d_model, layers, heads, ctx).</summary>
+    public static GptConfig S(int blockSize = 32) => new() { VocabSize = 32, NEmbd = 64, NLayer = 2, NHead = 4, BlockSize = blockSize };
+    public static GptConfig M(int blockSize = 64) => new() { VocabSize = 64, NEmbd = 128, NLayer = 4, NHead = 4, BlockSize = blockSize };
+    public static GptConfig L(int blockSize = 128) => new() { VocabSize = 256, NEmbd = 256, NLayer = 6, NHead = 8, BlockSize = blockSize };
+
+    /// <summary>A short stable description, used in cache keys and checkpoints' metadata.</summary>
+    public string Key => $"v{VocabSize}-t{BlockSize}-l{NLayer}-h{NHead}-d{NEmbd}-s{(ScalarHead ? 1 : 0)}";
+}
+
+/// <summary>
+/// A nanoGPT-shaped decoder-only transformer: token + learned position embeddings, pre-LayerNorm blocks
+/// of causal multi-head self-attention and a 4×d GELU MLP, a final LayerNorm, an LM head, and an
+/// optional scalar head.
+/// </summary>
+/// <remarks>
+/// <para>Parameter names follow nanoGPT (<c>transformer.wte.weight</c>, <c>transformer.h.0.attn.c_attn.weight</c>,
+/// ...), so a checkpoint maps one-to-one onto the PyTorch model in tests/reference. Unlike nanoGPT the LM
+/// head is not tied to the token embedding and every Linear has a bias (DESIGN.md's benchmark model).</para>
+/// <para>Prompts are left-padded to one length, so all sequences in a batch share positions and no padding
+/// mask is needed inside attention: a pad token is simply part of the context the model learned to ignore.</para>
+/// </remarks>
+public sealed class TinyGpt : nn.Module<Tensor, Tensor>
+{
+    public GptConfig Config { get; }
+
+    private readonly Transformer transformer;
+    private readonly Linear lm_head;
+    private readonly Linear? scalar_head;
+
+    public TinyGpt(GptConfig config) : base(nameof(TinyGpt))
+    {
+        if (config.NEmbd % config.NHead != 0)
+            throw new ArgumentException($"TinyGpt: NEmbd ({config.NEmbd}) must be a multiple of NHead ({config.NHead})");
+        Config = config;
+        transformer = new Transformer(config);
+        lm_head = nn.Linear(config.NEmbd, config.VocabSize);
+        if (config.ScalarHead) scalar_head = nn.Linear(config.NEmbd, 1);
+        RegisterComponents();
+        InitWeights();
+    }
+
+    /// <summary>nanoGPT's initialisation: every weight N(0, 0.02), biases 0, LayerNorms (1, 0), and the
+    /// residual projections (c_proj) N(0, 0.02/√(2·n_layer)) so the residual stream's variance does not
+    /// grow with depth (GPT-2 paper, §2.3).</summary>
+    private void InitWeights()
+    {
+        using var _ = no_grad();
+        foreach (var (name, p) in named_parameters())
+        {
+            if (name.EndsWith(".bias")) nn.init.zeros_(p);
+            else if (name.Contains(".ln_") || name.StartsWith("transformer.ln_f")) nn.init.ones_(p);
+            else if (name.EndsWith("c_proj.weight")) nn.init.normal_(p, 0, 0.02 / Math.Sqrt(2 * Config.NLayer));
+            else nn.init.normal_(p, 0, 0.02);
+        }
+    }
+
+    /// <summary>Next-token logits for every position: (B, T) int64 ids → (B, T, vocab).</summary>
+    public override Tensor forward(Tensor idx) => lm_head.call(Hidden(idx));
+
+    /// <summary>The final hidden states (after ln_f): (B, T) ids → (B, T, C). With a cache, the ids are the
+    /// next tokens after what the cache holds, and their keys and values are appended to it.</summary>
+    public Tensor Hidden(Tensor idx, KVCache? cache = null)
+    {
+        if (idx.dtype != ScalarType.Int64 || idx.dim() != 2)
+            throw new ArgumentException($"TinyGpt: expected int64 token ids of shape (B, T), got {idx.dtype} of shape [{string.Join(", ", idx.shape)}]");
+        long T = idx.shape[1];
+        long start = cache?.Length ?? 0;
+        if (start + T > Config.BlockSize)
+            throw new ArgumentException($"TinyGpt: a sequence of {start + T} tokens is longer than the block size {Config.BlockSize}");
+        var pos = arange(start, start + T, dtype: ScalarType.Int64);           // (T)
+        var x = transformer.wte.call(idx) + transformer.wpe.call(pos);         // (B, T, C) + (T, C)
+        for (int i = 0; i < transformer.h.Count; i++) x = transformer.h[i].Forward(x, cache?.Layer(i));
+        if (cache is not null) cache.Length = start + T;
+        return transformer.ln_f.call(x);                                       // (B, T, C)
+    }
+
+    /// <summary>Logits from hidden states: (B, T, C) → (B, T, vocab).</summary>
+    public Tensor Logits(Tensor hidden) => lm_head.call(hidden);
+
+    /// <summary>The scalar head on hidden states: (B, T, C) → (B, T). A value V(s_t) per position, or a
+    /// reward read at the position of the last (EOS) token.</summary>
+    public Tensor Scalar(Tensor hidden)
+    {
+        if (scalar_head is null) throw new InvalidOperationException("TinyGpt: this model was built without a scalar head (GptConfig.ScalarHead = false)");
+        return scalar_head.call(hidden).squeeze(-1);                           // (B, T)
+    }
+
+    /// <summary>A cache for generating up to BlockSize tokens for a batch of <paramref name="batch"/> sequences.</summary>
+    public KVCache NewCache(long batch) => new(Config, batch);
+
+    public long NumParameters() => parameters().Sum(p => p.numel());
+
+    // ------------------------------------------------------------------ the modules, named as in nanoGPT
+
+    private sealed class Transformer : nn.Module
+    {
+        public readonly Embedding wte, wpe;
+        public readonly ModuleList<Block> h;
+        public readonly LayerNorm ln_f;
+        public Transformer(GptConfig c) : base("transformer")
+        {
+            wte = nn.Embedding(c.VocabSize, c.NEmbd);
+            wpe = nn.Embedding(c.BlockSize, c.NEmbd);
+            h = new ModuleList<Block>(Enumerable.Range(0, c.NLayer).Select(_ => new Block(c)).ToArray());
+            ln_f = nn.LayerNorm(c.NEmbd);
+            RegisterComponents();
+        }
+    }
+
+    /// <summary>x + attn(ln_1(x)), then x + mlp(ln_2(x)): the pre-LN residual block.</summary>
+    internal sealed class Block : nn.Module
+    {
+        private readonly LayerNorm ln_1, ln_2;
+        private readonly CausalSelfAttention attn;
+        private readonly Mlp mlp;
+        public Block(GptConfig c) : base("block")
+        {
+            ln_1 = nn.LayerNorm(c.NEmbd);
+            attn = new CausalSelfAttention(c);
+            ln_2 = nn.LayerNorm(c.NEmbd);
+            mlp = new Mlp(c);
+            RegisterComponents();
+        }
+        public Tensor Forward(Tensor x, KVCache.LayerCache? cache)
+        {
+            x = x + attn.Forward(ln_1.call(x), cache);   // (B, T, C)
+            return x + mlp.call(ln_2.call(x));            // (B, T, C)
+        }
+    }
+
+    /// <summary>
+    /// Multi-head causal self-attention: q, k, v = x W_qkv split into H heads of size D = C/H;
+    /// y = softmax(q kᵀ/√D + causal mask) v per head; heads concatenated and projected by c_proj.
+    /// </summary>
+    internal sealed class CausalSelfAttention : nn.Module
+    {
+        private readonly Linear c_attn, c_proj;
+        private readonly int nHead, nEmbd;
+        public CausalSelfAttention(GptConfig c) : base("attn")
+        {
+            nHead = c.NHead; nEmbd = c.NEmbd;
+            c_attn = nn.Linear(c.NEmbd, 3 * c.NEmbd);
+            c_proj = nn.Linear(c.NEmbd, c.NEmbd);
+            RegisterComponents();
+        }
+
+        public Tensor Forward(Tensor x, KVCache.LayerCache? cache)
+        {
+            long B = x.shape[0], T = x.shape[1], C = nEmbd, H = nHead, D = C / H;
+            var qkv = c_attn.call(x);                                              // (B, T, 3C)
+            var q = qkv.narrow(-1, 0, C).view(B, T, H, D).transpose(1, 2);         // (B, H, T, D)
+            var k = qkv.narrow(-1, C, C).view(B, T, H, D).transpose(1, 2);         // (B, H, T, D)
+            var v = qkv.narrow(-1, 2 * C, C).view(B, T, H, D).transpose(1, 2);     // (B, H, T, D)
+            Tensor y;
+            if (cache is null)
+            {
+                y = F.scaled_dot_product_attention(q, k, v, is_causal: true);     // (B, H, T, D)
+            }
+            else
+            {
+                // Generation: append this step's keys and values, attend over everything cached so far.
+                // New query i (absolute position start + i) may see keys 0 .. start + i.
+                long start = cache.Owner.Length;
+                var (keys, values) = cache.Append(k, v, start);                    // (B, H, start+T, D) each
+                var mask = T == 1 ? null : ones(T, start + T, dtype: ScalarType.Bool).tril(start);   // (T, start+T)
+                y = F.scaled_dot_product_attention(q, keys, values, attn_mask: mask);             // (B, H, T, D)
+            }
+            y = y.transpose(1, 2).reshape(B, T, C);                                // (B, T, C): heads side by side
+            return c_proj.call(y);                                                 // (B, T, C)
+        }
+    }
+
+    /// <summary>The position-wise MLP: C → 4C, exact GELU, 4C → C.</summary>
+    internal sealed class Mlp : nn.Module<Tensor, Tensor>
+    {
+        private readonly Linear c_fc, c_proj;
+        public Mlp(GptConfig c) : base("mlp")
+        {
+            c_fc = nn.Linear(c.NEmbd, 4 * c.NEmbd);
+            c_proj = nn.Linear(4 * c.NEmbd, c.NEmbd);
+            RegisterComponents();
+        }
+        public override Tensor forward(Tensor x) => c_proj.call(F.gelu(c_fc.call(x)));   // (B, T, C)
+    }
+}
+
+/// <summary>
+/// Keys and values of every layer for the tokens generated so far, so each new token costs one position's
+/// worth of compute instead of re-running the whole prefix (generation is O(T) per token, not O(T²)).
+/// </summary>
+public sealed class KVCache
+{
+    private readonly LayerCache[] _layers;
+    /// <summary>How many positions the cache holds.</summary>
+    public long Length { get; internal set; }
+    public long Batch { get; }
+
+    internal KVCache(GptConfig c, long batch)
+    {
+        Batch = batch;
+        _layers = Enumerable.Range(0, c.NLayer).Select(_ => new LayerCache(this, batch, c.NHead, c.BlockSize, c.NEmbd / c.NHead)).ToArray();
+    }
+
+    internal LayerCache Layer(int i) => _layers[i];
+
+    /// <summary>One layer's keys and values, preallocated for the whole block: (B, H, BlockSize, D).</summary>
+    internal sealed class LayerCache
+    {
+        public readonly KVCache Owner;
+        private readonly Tensor _k, _v;
+        public LayerCache(KVCache owner, long b, long h, long t, long d)
+        {
+            Owner = owner;
+            _k = zeros(b, h, t, d); _v = zeros(b, h, t, d);
+        }
+
+        /// <summary>Writes k, v (B, H, T, D) at positions start.., returns the keys and values of positions 0 .. start+T.</summary>
+        public (Tensor keys, Tensor values) Append(Tensor k, Tensor v, long start)
+        {
+            if (k.shape[0] != _k.shape[0])
+                throw new ArgumentException($"KVCache: the cache was made for a batch of {_k.shape[0]}, got {k.shape[0]}");
+            long T = k.shape[2];
+            using (no_grad())
+            {
+                _k.index_put_(k, TensorIndex.Colon, TensorIndex.Colon, TensorIndex.Slice(start, start + T));
+                _v.index_put_(v, TensorIndex.Colon, TensorIndex.Colon, TensorIndex.Slice(start, start + T));
+            }
+            return (_k.narrow(2, 0, start + T), _v.narrow(2, 0, start + T));
+        }
+    }
+}
