@@ -136,8 +136,10 @@ public sealed class TinyGpt : nn.Module<Tensor, Tensor>
     /// <summary>x + attn(ln_1(x)), then x + mlp(ln_2(x)): the pre-LN residual block.</summary>
     internal sealed class Block : nn.Module
     {
-        private readonly LayerNorm ln_1, ln_2;
+        // Declared in nanoGPT's order, so parameters() (and parameters_to_vector) line up with PyTorch's.
+        private readonly LayerNorm ln_1;
         private readonly CausalSelfAttention attn;
+        private readonly LayerNorm ln_2;
         private readonly Mlp mlp;
         public Block(GptConfig c) : base("block")
         {
@@ -233,18 +235,21 @@ public sealed class KVCache
     internal sealed class LayerCache
     {
         public readonly KVCache Owner;
-        private readonly Tensor _k, _v;
+        private readonly long[] _shape;
+        private Tensor? _k, _v;   // allocated on first use, in the dtype of the model's keys
         public LayerCache(KVCache owner, long b, long h, long t, long d)
         {
             Owner = owner;
-            _k = zeros(b, h, t, d); _v = zeros(b, h, t, d);
+            _shape = [b, h, t, d];
         }
 
         /// <summary>Writes k, v (B, H, T, D) at positions start.., returns the keys and values of positions 0 .. start+T.</summary>
         public (Tensor keys, Tensor values) Append(Tensor k, Tensor v, long start)
         {
-            if (k.shape[0] != _k.shape[0])
-                throw new ArgumentException($"KVCache: the cache was made for a batch of {_k.shape[0]}, got {k.shape[0]}");
+            if (k.shape[0] != _shape[0])
+                throw new ArgumentException($"KVCache: the cache was made for a batch of {_shape[0]}, got {k.shape[0]}");
+            _k ??= zeros(_shape, dtype: k.dtype);
+            _v ??= zeros(_shape, dtype: v.dtype);
             long T = k.shape[2];
             using (no_grad())
             {

@@ -224,9 +224,7 @@ public class TinyGptReferenceTests(ITestOutputHelper output)
     /// name, so the comparisons above do not depend on it; a flat parameter vector
     /// (<c>parameters_to_vector</c>, TRPO) or an optimizer's per-parameter state does.
     /// </summary>
-    [Fact(Skip = "TinyGpt bug: Block declares `private readonly LayerNorm ln_1, ln_2;` in one line, and RegisterComponents " +
-                 "registers fields in declaration order, so each block's parameters come as ln_1, ln_2, attn, mlp instead of " +
-                 "nanoGPT's ln_1, attn, ln_2, mlp. Fix: declare the fields in nanoGPT's order (ln_1; attn; ln_2; mlp).")]
+    [Fact]
     public void Parameters_come_in_the_pytorch_order()
     {
         var fx = Checkpoint.Load(Fixtures.PathOf("scalar_f32.safetensors", Sub)).Tensors;
@@ -241,14 +239,6 @@ public class TinyGptReferenceTests(ITestOutputHelper output)
     /// generated ones fit.</summary>
     static readonly GptConfig LongConfig = LmConfig with { BlockSize = 40 };
 
-    /// <summary>Why the float64 cache cases are skipped. They pass once the cache takes the model's dtype (checked
-    /// by hand with the fix below applied); remove the Skip when TinyGpt.cs is fixed.</summary>
-    const string Float64CacheBug =
-        "TinyGpt bug: KVCache.LayerCache allocates its keys and values with zeros(b, h, t, d), i.e. float32, whatever the " +
-        "model's dtype; a float64 model's keys are then narrowed to float32 by index_put_ and the attention matmul throws " +
-        "'matmul: both arguments must have the same dtype, got Float64 and Float32'. Fix: allocate on the first Append " +
-        "with k.dtype (or pass the model's dtype to NewCache).";
-
     /// <summary>
     /// Sampling 32 tokens for a batch of 4 prompts (8 tokens each): with the cache (the prompt in one call,
     /// then one token a call) and by running the whole sequence again at every step. At every step the
@@ -257,7 +247,7 @@ public class TinyGptReferenceTests(ITestOutputHelper output)
     /// </summary>
     [Theory]
     [InlineData(ScalarType.Float32)]
-    [InlineData(ScalarType.Float64, Skip = Float64CacheBug)]
+    [InlineData(ScalarType.Float64)]
     public void Kv_cache_generation_matches_full_recomputation(ScalarType dtype)
     {
         const int Batch = 4, Prompt = 8, Steps = 32;
@@ -296,7 +286,7 @@ public class TinyGptReferenceTests(ITestOutputHelper output)
     /// <c>ones(T, L).tril(L − T)</c>) gives every position the logits of the full forward.</summary>
     [Theory]
     [InlineData(ScalarType.Float32)]
-    [InlineData(ScalarType.Float64, Skip = Float64CacheBug)]
+    [InlineData(ScalarType.Float64)]
     public void Kv_cache_fed_in_chunks_matches_the_full_forward(ScalarType dtype)
     {
         var model = BuildModel(LongConfig, 78).to(dtype);
