@@ -15,7 +15,7 @@ public class RolloutTests
     /// the position table is zero, and token v embeds as the one-hot vector e_v. After ln_f, channel v is
     /// ≈ +7.9 and every other ≈ −0.13, so lm_head.weight[next[v], v] = s makes next[v] win by ≈ 8·s nats.
     /// </summary>
-    private static TinyGpt Bigram(IReadOnlyDictionary<long, long> next, float strength = 10f)
+    internal static TinyGpt Bigram(IReadOnlyDictionary<long, long> next, float strength = 10f)
     {
         var model = new TinyGpt(new GptConfig());
         int V = model.Config.VocabSize, C = model.Config.NEmbd;
