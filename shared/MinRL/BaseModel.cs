@@ -17,6 +17,18 @@
 // result is cached on disk as a safetensors checkpoint named by a hash of everything that determines it
 // (model size, hyper-parameters, seeds, kit version). The first run trains and saves; later runs load
 // it in milliseconds. A cache file that is corrupt or does not match is reported and rebuilt.
+//
+// Measured (this kit, 2 shared cores under load from other jobs, default config; the held-out numbers
+// are on the 512 held-out problems, sampled at T = 1 with the config's seed; bit-identical on rerun):
+//
+//   seed  steps  seconds  greedy acc  sampled acc  sampled gold  '.' share (T=1)  well-formed (T=1)
+//   1      350     9.8      0.441       0.240        0.404          0.570             0.965
+//   2     1500    24.4      0.361       0.256        0.417          0.539             0.996
+//   3      500     9.8      0.496       0.270        0.425          0.523             0.992
+//
+// Seed 2 shows why the stop is a target: it crept from 7% to 27% over 1,000 steps before its jump.
+// Greedy decoding almost always writes the `.` (0.98–1.0): after the digits, `.` is a hair more likely
+// than <eos>, and argmax takes it every time. Style statistics are therefore read from T = 1 samples.
 using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.ExceptionServices;

@@ -12,6 +12,17 @@
 //   5. reports held-out pair accuracy overall and by pair kind, and the correlation of r with gold.
 //
 //   dotnet run -c Release --project tests/experiments/PreferenceCheck -- --seed 1 [--seconds 40 | --steps 800]
+//
+// Measured (2 shared cores under load, 40 s each, lr 1e-4, batch 64, RM initialised from the base;
+// ~3,700 training pairs, ~1,850 held-out pairs):
+//
+//   seed  noise ceiling  Tie / StyleOnly / CorrectnessOnly / Both   RM acc  style-only  correctness-only  corr(r, gold)
+//   1       0.840        0.29 / 0.35 / 0.19 / 0.17                 0.683   0.938       0.603             0.33
+//   2       0.859        0.25 / 0.38 / 0.20 / 0.18                 0.672   0.938       0.537             0.26
+//   3       0.852        0.26 / 0.37 / 0.19 / 0.18                 0.680   0.905       0.604             0.26
+//
+// (accuracies against the noisy held-out labels; the style-only ceiling is 0.953, and against the gold
+// ordering style-only pairs are 0.94–0.98 right). The reward model learns the `.` and barely the sum.
 using System.Diagnostics;
 using System.Globalization;
 using MinRL;
