@@ -2,7 +2,7 @@
 """Side-by-side benchmark: MinTorch (tests/bench, C#) against PyTorch (torch_micro.py), same machine.
 
     /usr/bin/python3 tests/bench/compare.py [<bench>...] [--procs 3] [--reps 20] [--threads 2]
-                                            [--warmup 1] [--config S] [--json results.json]
+                                            [--warmup 1] [--config S,M,L] [--json results.json]
 
 Builds tests/bench once in Release, then runs the two programs ALTERNATELY (MinTorch, PyTorch,
 PyTorch, MinTorch, ... so slow drift of the machine hits both alike), --procs processes each, never
@@ -25,10 +25,9 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 PROJECT = os.path.join(HERE, "MinRL.Bench.csproj")
 PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 
-# Which PyTorch script times each bench. EXTENSION POINT: the TinyGpt workloads (train, generate,
-# logprobs) go to torch_tinygpt.py once it exists; add them here and to Program.cs's Registry.
+# Which PyTorch script times each bench (the C# side has them all, in Program.cs's Registry).
 MICRO = ["matmul", "softmax", "layer_norm"]
-TINYGPT = []  # later: ["train", "generate", "logprobs"]
+TINYGPT = ["train", "generate", "logprobs"]
 TORCH_SCRIPT = {**{b: "torch_micro.py" for b in MICRO}, **{b: "torch_tinygpt.py" for b in TINYGPT}}
 GROUPS = {"micro": MICRO, "tinygpt": TINYGPT, "all": MICRO + TINYGPT}
 
@@ -91,24 +90,30 @@ def main(argv=None):
     p.add_argument("--reps", type=int, default=20, help="timed repetitions per workload per process (default 20)")
     p.add_argument("--threads", type=int, default=2, help="threads for both sides (default 2)")
     p.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per workload (default 1)")
-    p.add_argument("--config", choices=["S", "M", "L"], default="S", help="TinyGpt config (default S)")
+    p.add_argument("--config", default="S,M,L",
+                   help="TinyGpt configs, S, M, L or a comma-separated list (default S,M,L); micro benches ignore it")
     p.add_argument("--json", metavar="PATH", help="also write every raw line and the summary to PATH")
     p.add_argument("--no-build", action="store_true", help="use the existing Release build")
     args = p.parse_args(argv)
     if args.procs < 1:
         p.error("--procs must be >= 1")
 
+    configs = list(dict.fromkeys(c.strip().upper() for c in args.config.split(",") if c.strip()))
+    if not configs or any(c not in ("S", "M", "L") for c in configs):
+        p.error(f"--config must be one or more of S, M, L (comma-separated), got '{args.config}'")
+    args.config = ",".join(configs)
+
     benches = expand(args.benches)
-    common = ["--reps", str(args.reps), "--threads", str(args.threads), "--warmup", str(args.warmup),
-              "--config", args.config]
+    common = ["--reps", str(args.reps), "--threads", str(args.threads), "--warmup", str(args.warmup)]
     if not args.no_build:
         build()
     dll = target_path()
-    mintorch_cmd = ["dotnet", dll, *benches, *common]
+    mintorch_cmd = ["dotnet", dll, *benches, *common, "--config", args.config]
     torch_cmds = []
     for script in dict.fromkeys(TORCH_SCRIPT[b] for b in benches):
         mine = [b for b in benches if TORCH_SCRIPT[b] == script]
-        torch_cmds.append([PYTHON, os.path.join(HERE, script), *mine, *common])
+        config = ["--config", args.config] if script == "torch_tinygpt.py" else []
+        torch_cmds.append([PYTHON, os.path.join(HERE, script), *mine, *common, *config])
 
     raw = []  # every JSON line, tagged with its process number
     for proc in range(args.procs):
@@ -132,8 +137,11 @@ def main(argv=None):
 
 
 def summarize(raw):
-    """Per (bench, workload, config): median of the per-process medians of each side, and their ratio."""
+    """Per (bench, workload, config): median of the per-process medians of each side, and their ratio.
+    Rows come grouped by config (micro-benchmarks, then S, M, L), workloads in the order they ran."""
     keys = list(dict.fromkeys((l["bench"], l["workload"], l["config"]) for l in raw))
+    config_order = {"-": 0, "S": 1, "M": 2, "L": 3}
+    keys.sort(key=lambda k: config_order.get(k[2], 9))  # stable: keeps the run order within a config
     out = []
     for bench, workload, config in keys:
         row = {"bench": bench, "workload": workload, "config": config}
