@@ -1,7 +1,7 @@
 // Chapter 1 — REINFORCE: the policy gradient, with and without a baseline.
 //
 //     dotnet run -c Release --project 01-policy-gradient                       # the default run (< 60 s)
-//     dotnet run -c Release --project 01-policy-gradient -- --baseline none    # the same, without a baseline
+//     dotnet run -c Release --project 01-policy-gradient -- --baseline running-mean   # the same, with a baseline
 //     dotnet run -c Release --project 01-policy-gradient -- --help             # every option
 //
 // ─── The setting (chapters 1–3 share it) ─────────────────────────────────────────────────────────────
@@ -57,30 +57,48 @@
 // exactly where it was. (b may depend on the prompt, as a value function V(x) does in chapter 2, but not on
 // the completion being scored; a mean that includes the sample's own reward is biased by O(1/N).)
 //
-// What it changes is the variance. The per-sample estimate g = (R − b) ∇ log π(τ) has
+// What it changes is the variance. Write s = ∇ log π(τ) (the "score"; E[s] = 0 by the same argument). The
+// per-sample estimate g = (R − b) s has
 //
-//     tr Cov[g] = E[(R − b)² ‖∇ log π(τ)‖²] − ‖∇J‖²,
+//     tr Cov[g] = E[(R − b)² ‖s‖²] − ‖∇J‖²,
 //
-// and only the first term depends on b. With 0/1 rewards and no baseline, every correct sample is pushed
-// up and every wrong one is ignored; since Σ_τ ∇π(τ) = 0, "push up what worked" also pushes everything else
-// down, but only through noise. With b ≈ the average reward a correct answer is pushed up by 1 − b and a
-// wrong one down by b: each sample carries a signal relative to what the policy usually gets. The b that
-// minimises the variance is E[R ‖∇ log π‖²] / E[‖∇ log π‖²] (Greensmith, Bartlett & Baxter 2004), the
-// average reward weighted by the gradient's size; the plain average reward is the classic cheap stand-in
-// (Williams' "reinforcement comparison"). Here b is a running mean of the rewards of PAST steps, so it never
-// depends on the samples it is subtracted from.
+// and only the first term depends on b: a parabola in b, lowest at
 //
-// The program measures what the baseline buys: every --variance-every steps it computes the per-sample
-// gradients of one batch, with and without b, on the same samples, and logs both variances and their
-// ratio (see GradientVariance). The reader sees the drop, not just the claim.
+//     b* = E[R ‖s‖²] / E[‖s‖²]                     (Greensmith, Bartlett & Baxter 2004)
+//
+// — the average reward, weighted by how large each sample's gradient is. The classic choice is the plain
+// average reward (Williams' "reinforcement comparison"): here a running mean of the rewards of PAST steps,
+// so that b never depends on the samples it is subtracted from. It is close to b* when the size of the
+// gradient has nothing to do with the reward.
+//
+// On this task it has a lot to do with it, and the program shows it. Every --variance-every steps it takes
+// the per-sample scores of one batch and computes, on those same samples, the variance with b = 0, with the
+// running mean, and with b* (GradientVariance, OptimalBaseline). What it measured (3 seeds, 500 steps):
+//
+//   * a correct answer is usually one the model was already confident of, so its ‖s‖² is small; a wrong
+//     answer is an unlikely sample with a large one (≈ 2.6× larger at the base model, more as it sharpens);
+//   * so b* stays near 0.1 (0.03–0.49) while the mean reward climbs from 0.25 to 0.8, and the running-mean
+//     baseline RAISES the variance — by 1.3× to 9×, typically 2–4× — while b* lowers it by only 10–30%;
+//   * and learning follows the variance: held-out accuracy 0.25 → 0.82 without a baseline, → 0.70 with the
+//     running mean (and a KL to the base of ≈ 1.3 vs ≈ 2 nats).
+//
+// Hence this chapter's default is no baseline, and `--baseline running-mean` is the experiment to run. With
+// 0/1 rewards and b = 0 the update is Σ_{correct i} ∇ log π(τ_i) / N: maximum likelihood on the policy's own
+// correct samples (rejection-sampling fine-tuning), which pushes probability towards what worked and, since
+// the probabilities sum to one, away from everything else. A constant b cannot remove the part of the
+// variance that comes from prompts being of different difficulty; a baseline that knows the prompt — a
+// learned value V(x) (chapter 2), the mean reward of a group of samples of the same prompt (chapter 8) — is
+// the next step.
 //
 // ─── What is logged ──────────────────────────────────────────────────────────────────────────────────
 //
-// Per step: reward, accuracy and well-formed share of the batch's samples; the baseline b; the loss;
-// KL(π_θ ‖ π_base) per completion (k3 estimator, against a frozen copy of the base model); the entropy of
-// the policy per token; the gradient norm; the mean completion length. Every --eval-every steps: sampled
-// accuracy (T = 1) on the 512 held-out problems, the book's gold metric. Every --variance-every steps: the
-// gradient variances. Output in runs/01-policy-gradient/seed<seed>/: metrics.csv, curves.svg, summary.json.
+// Per step: reward, accuracy and well-formed share of the batch's samples; the running mean of past rewards
+// (the b of --baseline running-mean, tracked either way); the loss; KL(π_θ ‖ π_base) per completion (k3
+// estimator, against a frozen copy of the base model); the policy's entropy per token; the gradient norm;
+// the mean completion length. Every --eval-every steps: sampled accuracy (T = 1) on the 512 held-out
+// problems, the book's gold metric. Every --variance-every steps: the per-sample gradient variance with
+// b = 0, with the running mean and with b*, their ratio, and b*. Output in runs/01-policy-gradient/seed<seed>/:
+// metrics.csv, curves.svg, summary.json.
 //
 // References: R. J. Williams, "Simple statistical gradient-following algorithms for connectionist
 // reinforcement learning", Machine Learning 8 (1992). R. S. Sutton et al., "Policy gradient methods for
@@ -115,13 +133,13 @@ public sealed record Args : LabArgs
     [Help("AdamW learning rate (prototype, DESIGN.md: 3e-4 lifts accuracy by ~50 points, 1e-3 collapses it to 0)", Min = 0)]
     public double LearningRate { get; init; } = 3e-4;
 
-    [Help("AdamW weight decay; 0 because decay pulls the weights to 0, not back to the base model (TRL's default)", Min = 0)]
+    [Help("AdamW weight decay; 0 because decay pulls the weights to 0, not back to the base model (the Hugging Face Trainer's default)", Min = 0)]
     public double WeightDecay { get; init; } = 0.0;
 
-    [Help("the baseline b subtracted from the reward: none, or a running mean of past rewards (Williams 1992)")]
-    public BaselineKind Baseline { get; init; } = BaselineKind.RunningMean;
+    [Help("the baseline b subtracted from the reward: none, or a running mean of past rewards (Williams 1992); measured here, 3 seeds: none reaches 0.82 held-out accuracy, running-mean 0.70 (see the file header)")]
+    public BaselineKind Baseline { get; init; } = BaselineKind.None;
 
-    [Help("decay β of the running-mean baseline, b ← βb + (1 − β)·mean reward; 0.9 ≈ the last 10 steps (measured here)", Min = 0, Max = 0.9999)]
+    [Help("decay β of the running-mean baseline, b ← βb + (1 − β)·mean reward; 0.9 ≈ the last 10 steps (a common choice, not tuned)", Min = 0, Max = 0.9999)]
     public double BaselineDecay { get; init; } = 0.9;
 
     [Help("clip the gradient's global norm to this before each step; 0 = no clipping (REINFORCE has none; the norm is logged either way)", Min = 0)]
@@ -133,7 +151,7 @@ public sealed record Args : LabArgs
     [Help("evaluate sampled accuracy (T = 1) on the 512 held-out problems every this many steps (0 = only at the end)", Min = 0)]
     public int EvalEvery { get; init; } = 50;
 
-    [Help("measure the gradient's variance with and without the baseline every this many steps (0 = never)", Min = 0)]
+    [Help("measure the per-sample gradient variance with b = 0, the running mean and the optimal b* every this many steps (0 = never)", Min = 0)]
     public int VarianceEvery { get; init; } = 50;
 
     [Help("per-sample gradients used for each variance measurement (the first ones of the batch)", Min = 2)]
@@ -142,7 +160,7 @@ public sealed record Args : LabArgs
 
 public static class Program
 {
-    public static int Main(string[] args) => Lab.Run<Args>(args, "01-policy-gradient", "REINFORCE on a+b= (policy gradient with a running-mean baseline)", Train);
+    public static int Main(string[] args) => Lab.Run<Args>(args, "01-policy-gradient", "REINFORCE on a+b=: the policy gradient, with and without a baseline", Train);
 
     /// <summary>The seed of the evaluation sampler: fixed, so the base and the final model are scored on the
     /// same random numbers and their difference is not blurred by sampling noise.</summary>
@@ -170,7 +188,7 @@ public static class Program
         const int P = ArithmeticTask.PromptLength, M = ArithmeticTask.MaxCompletionLength;
 
         using var log = new MetricsLog(Path.Combine(args.Out, "metrics.csv"),
-            "reward", "accuracy", "well_formed", "baseline", "loss", "kl", "entropy", "grad_norm", "length",
+            "reward", "accuracy", "well_formed", "running_mean", "loss", "kl", "entropy", "grad_norm", "length",
             "eval_accuracy", "grad_var_none", "grad_var_baseline", "grad_var_ratio", "baseline_optimal", "grad_var_optimal");
         var baseEval = BaseModel.Evaluate(policy, task.Eval, temperature: 1, generator: new Generator((ulong)EvalSeed));
         var baseGreedy = BaseModel.Evaluate(policy, task.Eval, temperature: 0);
@@ -243,7 +261,7 @@ public static class Program
                 var metrics = new List<(string, double)>
                 {
                     ("reward", meanReward), ("accuracy", batch.Accuracy), ("well_formed", batch.WellFormed),
-                    ("baseline", b), ("loss", loss.item<float>()), ("kl", kl), ("entropy", entropy),
+                    ("running_mean", b), ("loss", loss.item<float>()), ("kl", kl), ("entropy", entropy),
                     ("grad_norm", gradNorm), ("length", length),
                 };
                 if (step == steps || args.EvalEvery > 0 && step % args.EvalEvery == 0)
@@ -264,7 +282,7 @@ public static class Program
 
         var plot = new SvgPlot($"01-policy-gradient — REINFORCE, baseline {BaselineName(args.Baseline)}, seed {args.Seed}") { Smoothing = 0.9 };
         plot.Add("held-out accuracy (T = 1)", Dots(log, "eval_accuracy")).HLine(baseEval.Accuracy, "base");
-        plot.Add("reward (batch) and baselines", log.Series("reward"), log.Series("baseline", label: "running mean b"),
+        plot.Add("reward (batch) and baselines", log.Series("reward"), log.Series("running_mean", label: "running mean b"),
             Dots(log, "baseline_optimal", "b* (min. variance)"));
         plot.Add("KL to base (nats / completion)", log.Series("kl"));
         plot.Add("entropy (nats / token)", log.Series("entropy"));
@@ -359,9 +377,9 @@ public static class PolicyGradient
             var mask = rollout.CompletionMask.narrow(0, i, 1);                                  // (1, M)
             var logp = SequenceLogProbs(Rollouts.TokenLogProbs(policy, sequence, rollout.PromptLength), mask).sum(); // scalar
             var grads = autograd.grad([logp], parameters);                                      // ∂ log π(τ_i) / ∂ each parameter
-            scores.Add(cat(grads.Select(g => g.reshape(-1)).ToList(), 0));                       // (D)
+            scores.Add(cat(grads.Select(g => g.reshape(-1)).ToList(), 0).to_type(float64));      // (D)
         }
-        return stack(scores).to_type(float64);                                                  // (n, D)
+        return stack(scores);                                                                   // (n, D)
     }
 
     /// <summary>
@@ -371,18 +389,22 @@ public static class PolicyGradient
     ///     tr Cov[g] ≈ (1 / (n − 1)) Σ_i ‖g_i − ḡ‖²,   ḡ = (1/n) Σ_i g_i,
     ///
     /// the unbiased sample variance of each coordinate, added up. The update averages N such g_i, so its own
-    /// variance is this divided by N. Computed on the same samples for both choices of c, the two numbers
-    /// differ only by the baseline — which is what the ratio logged by the program isolates.
+    /// variance is this divided by N. Computed on the same samples for each choice of c, the numbers differ
+    /// only by the baseline — which is what the ratio logged by the program isolates.
     /// </summary>
+    /// <remarks>Computed without forming the n × D matrix of the g_i: Σ_i ‖g_i − ḡ‖² = Σ_i ‖g_i‖² − n‖ḡ‖²
+    /// = Σ_i c_i² ‖s_i‖² − ‖Σ_i c_i s_i‖² / n.</remarks>
     /// <param name="scores">(n, D) per-sample score vectors (see <see cref="PerSampleScores"/>), n ≥ 2.</param>
     /// <param name="coefficients">(n) the c_i.</param>
     public static double GradientVariance(Tensor scores, Tensor coefficients)
     {
         long n = scores.shape[0];
         if (n < 2) throw new ArgumentException($"GradientVariance: need at least 2 samples for a variance, got {n}");
-        var g = coefficients.to_type(scores.dtype).unsqueeze(1) * scores;      // (n, D): per-sample gradient estimates
-        var centred = g - g.mean([0], keepdim: true);                           // (n, D): g_i − ḡ
-        return centred.pow(2).sum().ToDouble() / (n - 1);
+        var c = coefficients.to_type(scores.dtype);                            // (n)
+        var squaredNorms = scores.pow(2).sum(1);                               // (n): ‖s_i‖²
+        var sum = c.unsqueeze(0).matmul(scores);                               // (1, D): Σ_i c_i s_i = n ḡ
+        var spread = (c * c * squaredNorms).sum() - sum.pow(2).sum() / n;     // Σ_i ‖g_i − ḡ‖²
+        return spread.ToDouble() / (n - 1);
     }
 
     /// <summary>
