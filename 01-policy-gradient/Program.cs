@@ -156,7 +156,7 @@ public sealed record Args : LabArgs
     [Help("measure the per-sample gradient variance with b = 0, the running mean and the optimal b* every this many steps (0 = never)", Min = 0)]
     public int VarianceEvery { get; init; } = 50;
 
-    [Help("per-sample gradients used for each variance measurement (the first ones of the batch)", Min = 2)]
+    [Help("per-sample gradients used for each variance measurement (the first ones of the batch; at most --batch-size)", Min = 2)]
     public int VarianceSamples { get; init; } = 64;
 }
 
@@ -172,8 +172,7 @@ public static class Program
     public static int Train(Args args)
     {
         int steps = args.StepsOr(quickSteps: 60);
-        if (args.VarianceEvery > 0 && args.VarianceSamples > args.BatchSize)
-            throw new LabUsageException($"bad value for --variance-samples: {args.VarianceSamples} is more than --batch-size {args.BatchSize}");
+        int varianceSamples = Math.Min(args.VarianceSamples, args.BatchSize);
 
         // ─── the policy, its frozen reference, the task ──────────────────────────────────────────────
         // Every chapter starts from the same supervised base model (cached after its first build). The
@@ -226,9 +225,9 @@ public static class Program
                 var variance = new List<(string, double)>();
                 if (args.VarianceEvery > 0 && (step == 1 || step % args.VarianceEvery == 0))
                 {
-                    var rows = Enumerable.Range(0, args.VarianceSamples).ToArray();  // prompts are i.i.d.: the first n are a random subset
+                    var rows = Enumerable.Range(0, varianceSamples).ToArray();  // prompts are i.i.d.: the first n are a random subset
                     var scores = PolicyGradient.PerSampleScores(policy, rollout, rows);                   // (n, D): ∇ log π(τ_i)
-                    var r = rewards.narrow(0, 0, args.VarianceSamples).to_type(float64);                  // (n)
+                    var r = rewards.narrow(0, 0, varianceSamples).to_type(float64);                  // (n)
                     double bStar = PolicyGradient.OptimalBaseline(scores, r);
                     double varNone = PolicyGradient.GradientVariance(scores, r);                          // coefficients R_i
                     double varBase = PolicyGradient.GradientVariance(scores, r - b);                      // coefficients R_i − b
