@@ -307,7 +307,7 @@ public static class Program
             {
                 ["greedy_base"] = baseGreedy.Accuracy,
                 ["greedy_final"] = finalGreedy.Accuracy,
-                ["baseline"] = args.Baseline,
+                ["baseline"] = BaselineName(args.Baseline),
                 ["steps"] = steps,
                 ["samples_per_step"] = args.BatchSize,
                 ["train_s"] = trainSeconds,
@@ -330,7 +330,8 @@ public static class Program
             { Points = true };
     }
 
-    private static string BaselineName(BaselineKind b) => b == BaselineKind.None ? "none" : "running mean";
+    /// <summary>The option's spelling on the command line: "none" or "running-mean".</summary>
+    private static string BaselineName(BaselineKind b) => b == BaselineKind.None ? "none" : "running-mean";
 }
 
 /// <summary>The algorithm's pure functions, pinned by tests/Chapters.Tests/ReinforceTests.cs.</summary>
