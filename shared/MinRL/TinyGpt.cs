@@ -136,8 +136,10 @@ public sealed class TinyGpt : nn.Module<Tensor, Tensor>
     /// <summary>x + attn(ln_1(x)), then x + mlp(ln_2(x)): the pre-LN residual block.</summary>
     internal sealed class Block : nn.Module
     {
-        private readonly LayerNorm ln_1, ln_2;
+        // Declared in nanoGPT's order, so parameters() (and parameters_to_vector) line up with PyTorch's.
+        private readonly LayerNorm ln_1;
         private readonly CausalSelfAttention attn;
+        private readonly LayerNorm ln_2;
         private readonly Mlp mlp;
         public Block(GptConfig c) : base("block")
         {

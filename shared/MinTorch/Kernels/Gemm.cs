@@ -389,11 +389,13 @@ internal static unsafe class Gemm
         }
     }
 
-    /// <summary>C[rows × cols] (+)= Ap · Bp for packed panels (rows, cols need not be whole panels).</summary>
+    /// <summary>C[rows × cols] (+)= A · B over one slice of K, one MR × NR block at a time. A panels come from Ap (packed)
+    /// or, when Ad is given, straight from A; B panels likewise from Bp or Bd. rows and cols need not be whole panels.</summary>
+    [SkipLocalsInit]
     private static void Tile<T>(T* Ap, T* Ad, nint lda, T* Bp, T* Bd, nint ldb, T* C, nint ldc, int rows, int cols, int kc, bool acc) where T : unmanaged
     {
         int mr = MR, nr = NR<T>();
-        T* tmp = stackalloc T[12 * 64];
+        T* tmp = stackalloc T[mr * nr];
         for (int i = 0; i < rows; i += mr)
         {
             int h = Math.Min(mr, rows - i);
