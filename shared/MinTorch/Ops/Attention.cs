@@ -291,12 +291,12 @@ internal static class Attention
         private static void SmallRow(T[] Q, int qOff, T[] K, int kOff, T[] V, int vOff, T[] Y, int yOff, Span<T> s,
             T scale, Mask mask, int n, int i, int L, int D, int Dv)
         {
-            int leff = s.Length;
             int mOff = (int)(n * mask.ItemStride) + i * L;
             var b = mask.Values as bool[];
             var f = mask.Values as T[];
+            int end = VisibleEnd(mask, n, i, s.Length, L);
             T max = T.NegativeInfinity;
-            for (int j = 0; j < leff; j++)
+            for (int j = 0; j < end; j++)
             {
                 T sj;
                 if ((mask.Causal && j > i) || (b is not null && !b[mOff + j])) sj = T.NegativeInfinity;
@@ -308,11 +308,29 @@ internal static class Attention
                 s[j] = sj;
                 max = T.Max(max, sj);
             }
-            Normalise(s, max);
+            Normalise(s[..end], max);
+            s[end..].Clear();
             var y = new Span<T>(Y, yOff, Dv);
             y.Clear();
-            for (int j = 0; j < leff; j++)
+            for (int j = 0; j < end; j++)
                 if (s[j] != T.Zero) Axpy(s[j], V, vOff + j * Dv, y);
+        }
+
+        /// <summary>
+        /// One past the last key row i of item n may see (of the first <paramref name="leff"/>): the softmax only
+        /// needs keys before it, the rest get weight 0. Computed the same way for is_causal and for an equal
+        /// bool or −∞ float mask, so those give the same bits. A row that sees no key keeps all of them (and
+        /// comes out NaN, as softmax over −∞ does).
+        /// </summary>
+        private static int VisibleEnd(Mask mask, int n, int i, int leff, int L)
+        {
+            if (mask.Causal) return Math.Min(i + 1, leff);
+            if (mask.Values is null) return leff;
+            int off = (int)(n * mask.ItemStride) + i * L;
+            int j = leff - 1;
+            if (mask.Values is bool[] b) while (j >= 0 && !b[off + j]) j--;
+            else if (mask.Values is T[] f) while (j >= 0 && T.IsNegativeInfinity(f[off + j])) j--;
+            return j < 0 ? leff : j + 1;
         }
 
         /// <summary>p = e^(s − max) / Σ e^(s − max), in place (max = −∞, a fully masked row, gives NaN, as softmax does).</summary>
@@ -354,14 +372,15 @@ internal static class Attention
             for (; k < n; k++) Unsafe.Add(ref py, k) += c * Unsafe.Add(ref px, k);
         }
 
-        /// <summary>row ← softmax(row·scale (+ mask)), masked keys −∞ (weight 0). Row i of item n; L is the mask's width.</summary>
+        /// <summary>row ← softmax(row·scale (+ mask)), masked keys −∞ (weight 0), keys after the last visible one
+        /// set to 0 without computing them. Row i of item n; L is the mask's width.</summary>
         private static void SoftmaxRow(Span<T> row, T scale, Mask mask, int n, int i, int L)
         {
+            int end = VisibleEnd(mask, n, i, row.Length, L);
+            row[end..].Clear();
+            row = row[..end];
             TensorPrimitives.Multiply(row, scale, row);
-            if (mask.Causal)
-            {
-                for (int j = i + 1; j < row.Length; j++) row[j] = T.NegativeInfinity;
-            }
+            if (mask.Causal) { }                             // every key before `end` is visible
             else if (mask.Values is bool[] b)
             {
                 int off = (int)(n * mask.ItemStride) + i * L;
