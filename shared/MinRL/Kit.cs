@@ -4,5 +4,5 @@ namespace MinRL;
 public static class Kit
 {
     /// <summary>The version of the shared kit; part of every cache key, so a change invalidates cached base models.</summary>
-    public const string Version = "1";
+    public const string Version = "2";
 }
