@@ -74,9 +74,10 @@
 //    (Spinning Up's vf_lr), which would wreck the policy: the prototype measured policy-gradient
 //    training at lr 1e-3 collapsing to 0% (DESIGN.md). (c) It is what InstructGPT (a value model
 //    initialised from the reward model) and TRL's PPO trainer do for language models. Measured here
-//    (seed 1, 300 steps): a value head on the policy's trunk (CleanRL's shared-trunk design, loss
-//    L_π + 0.5 L_V, one AdamW at 3e-4) ended at an explained variance of ≈ 0 — it learned nothing —
-//    against 0.17 for the separate critic, for a similar accuracy gain (+34 vs +36 points). The price is
+//    (seed 1, 300 steps, both heads initialised N(0, 0.02)): a value head on the policy's trunk
+//    (CleanRL's shared-trunk design, loss L_π + 0.5 L_V, one AdamW at 3e-4) ended at an explained
+//    variance of ≈ 0 — it learned nothing — against 0.17 for the separate critic, for a similar accuracy
+//    gain (+34 vs +36 points). The price is
 //    a second forward and backward pass per step: about a third of the step's time. The critic starts
 //    from the base model's weights, not from scratch: the base already reads `a+b=` and the digits
 //    written so far, which is what a value function needs (a critic from random weights measured worse).
@@ -154,7 +155,7 @@ public sealed record Args : LabArgs
     [Help("discount γ; 1 for one reward at the end of a ≤ 5-token completion (InstructGPT, TRL)", Min = 0, Max = 1)]
     public double Gamma { get; init; } = 1.0;
 
-    [Help("GAE λ: 0 = one-step TD, 1 = Monte Carlo return minus V; 0.95 is TRL's default (GAE paper: 0.92–0.98)", Min = 0, Max = 1)]
+    [Help("GAE λ: 0 = one-step TD (collapses here, measured), 1 = Monte Carlo return minus V; 0.95: TRL's default, GAE paper 0.92–0.98", Min = 0, Max = 1)]
     public double GaeLambda { get; init; } = 0.95;
 
     [Help("normalise advantages to mean 0, std 1 over the batch's tokens (CleanRL's norm_adv, Spinning Up)")]
@@ -213,6 +214,10 @@ public static class Program
                 if (name.StartsWith("scalar_head.")) p.zero_();
         foreach (var p in reference.parameters()) p.requires_grad_(false);
 
+        // Two optimizers, one per model (TorchSharp's AdamW default weight_decay is 0, kept: decay would pull the policy
+        // towards zero rather than towards the base). Expect the KL to the base to jump to ≈ 0.5 nats within the first
+        // ~10 steps and then grow slowly: Adam's first updates move every weight by about lr whatever the size of its
+        // gradient, and this small model is sensitive to that (measured: one AdamW step at 3e-4 on random advantages moved some logits by up to 4.5).
         var actorOptimizer = optim.AdamW(policy.parameters(), lr: args.LearningRate);
         var criticOptimizer = optim.AdamW(critic.parameters(), lr: args.CriticLearningRate);
 
@@ -244,10 +249,14 @@ public static class Program
             ? LambdaTable(policy, critic, ArithmeticTask.Sample(task.Train, args.LambdaTableRollouts, problemsRng), args)
             : [];
         if (lambdaRows.Count > 0)
+        {
             Lab.Table($"G^λ = Â + V as an estimate of Q^π(s_t, a_t): {lambdaRows[0].StateActions} tokens of {args.LambdaTableRollouts} rollouts " +
                       $"of the trained policy, {args.LambdaTableFutures} futures each, γ = {Lab.Fmt(args.Gamma)} ({Lab.Fmt(lambdaClock.Elapsed.TotalSeconds)} s)",
                 ["λ", "bias²", "variance", "bias² + variance"],
                 lambdaRows.Select(r => new object?[] { r.Lambda, r.BiasSquared, r.Variance, r.BiasSquared + r.Variance }));
+            File.WriteAllLines(Path.Combine(args.Out, "lambda_table.csv"), lambdaRows.Select(r => FormattableString.Invariant(
+                $"{r.Lambda:R},{r.BiasSquared:R},{r.Variance:R},{r.StateActions}")).Prepend("lambda,bias2,variance,tokens"));
+        }
 
         var plot = SvgPlot.Curves(log, $"02-actor-critic-gae (λ = {Lab.Fmt(args.GaeLambda)}), seed {args.Seed}",
             "reward", "accuracy", "kl", "entropy", "grad_norm", "value_loss", "explained_var", "value_mean", "critic_grad_norm");
@@ -269,8 +278,6 @@ public static class Program
                 ["value_loss_last50"] = log.Column("value_loss").TakeLast(50).Average(),
                 ["explained_var_last50"] = log.Column("explained_var").TakeLast(50).Average(),
                 ["mean_step_ms"] = log.Column("step_ms").Average(),
-                ["lambda_table"] = lambdaRows.Select(r => new Dictionary<string, double>
-                    { ["lambda"] = r.Lambda, ["bias2"] = r.BiasSquared, ["variance"] = r.Variance }).ToList(),
             },
         };
         return new RunResult(summary, log, lambdaRows);
