@@ -217,7 +217,8 @@ public static class Program
         // Two optimizers, one per model (TorchSharp's AdamW default weight_decay is 0, kept: decay would pull the policy
         // towards zero rather than towards the base). Expect the KL to the base to jump to ≈ 0.5 nats within the first
         // ~10 steps and then grow slowly: Adam's first updates move every weight by about lr whatever the size of its
-        // gradient, and this small model is sensitive to that (measured: one AdamW step at 3e-4 on random advantages moved some logits by up to 4.5).
+        // gradient, and this small model is sensitive to that (measured: one AdamW step at 3e-4 on random advantages
+        // moved some logits by up to 4.5).
         var actorOptimizer = optim.AdamW(policy.parameters(), lr: args.LearningRate);
         var criticOptimizer = optim.AdamW(critic.parameters(), lr: args.CriticLearningRate);
 
