@@ -77,10 +77,10 @@
 //    (seed 1, 300 steps, both heads initialised N(0, 0.02)): a value head on the policy's trunk
 //    (CleanRL's shared-trunk design, loss L_π + 0.5 L_V, one AdamW at 3e-4) ended at an explained
 //    variance of ≈ 0 — it learned nothing — against 0.17 for the separate critic, for a similar accuracy
-//    gain (+34 vs +36 points). The price is
-//    a second forward and backward pass per step: about a third of the step's time. The critic starts
-//    from the base model's weights, not from scratch: the base already reads `a+b=` and the digits
-//    written so far, which is what a value function needs (a critic from random weights measured worse).
+//    gain (+34 vs +36 points). The price is a second forward and backward pass per step: about a third
+//    of the step's time. The critic starts from the base model's weights, not from scratch: the base
+//    already reads `a+b=` and the digits written so far, which is what a value function needs (a critic
+//    from random weights measured worse).
 //  * Why the critic stays weak here (explained variance ~0.1–0.2 at the end, while the true V^π of the
 //    base policy would explain ≈ 0.48 of the returns' variance, measured by Monte Carlo): to know that
 //    `47+9=5` is on its way to a right answer, the critic must know that 5 is the right first digit —
@@ -91,7 +91,7 @@
 //  * λ = 0.95: TRL's default; the GAE paper found λ ∈ [0.92, 0.98] best. --gae-lambda switches it. The
 //    table at the end (LambdaTable) measures the bias and variance of λ = 0, 0.95 and 1 on the trained
 //    policy and critic — the trade-off itself, in a few seconds; three trainings would not fit the
-//    one-minute run, and at this scale mostly measure seed noise (see the measured table below).
+//    one-minute run (their results, measured, are below).
 //  * Terminal vs cut off. Each completion's terminal token is its first <eos>; the reward sits there and
 //    V = 0 after it. A completion with no <eos> in its 5 tokens is TERMINAL at the 5th token, with the
 //    rule's score (0: it never finished) — not bootstrapped from V(s_5). Pardo et al. ("Time Limits in
@@ -114,7 +114,7 @@
 //
 // Trained with each λ (same defaults, seeds 1, 2, 3), accuracy gain in points:
 //
-//   λ = 0      collapses every time: 0.24 → 0.00, KL 6–70 nats (and 0.01 without advantage normalisation)
+//   λ = 0      collapses every time: 0.24 → 0.00, KL 6–70 nats (seed 1 without advantage normalisation: 0.01)
 //   λ = 0.95   +41.8  +38.5  +38.9
 //   λ = 1      +38.3  +36.5  +40.6
 //
