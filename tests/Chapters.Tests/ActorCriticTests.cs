@@ -41,23 +41,22 @@ public class ActorCriticTests
     // r = [0, 0, 1, 0, −0.5], V = [1, 4, −3, −2, −1] and a bootstrap value of −1 for the state after the last step
     // (a rollout cut off mid-episode), γ = 0.99. rlax publishes these rounded and compares at atol 1e-3; the exact
     // values come from tests/reference/actor_critic_gae.py (PyTorch, float64).
-    public static TheoryData<string, double, double[], double[]> RlaxCutOff => new()
+    static readonly Dictionary<double, (double[] rlax, double[] exact)> RlaxRow1 = new()
     {
-        { "matrix", 1.0, [-1.45118, -4.4557, 2.5396, 0.5249, -0.49], [-1.4511880549, -4.45574551, 2.539651, 0.5249, -0.49] },
-        { "matrix", 0.7, [-0.676979, -5.248167, 2.4846, 0.6704, -0.49], [-0.67697949741049, -5.24816666293, 2.48460799, 0.67043, -0.49] },
-        { "matrix", 0.4, [0.56731, -6.042, 2.3431, 0.815, -0.49], [0.56731873101056, -6.04212441664, 2.34312016, 0.81596, -0.49] },
-        { "loop", 1.0, [-1.45118, -4.4557, 2.5396, 0.5249, -0.49], [-1.4511880549, -4.45574551, 2.539651, 0.5249, -0.49] },
-        { "loop", 0.7, [-0.676979, -5.248167, 2.4846, 0.6704, -0.49], [-0.67697949741049, -5.24816666293, 2.48460799, 0.67043, -0.49] },
-        { "loop", 0.4, [0.56731, -6.042, 2.3431, 0.815, -0.49], [0.56731873101056, -6.04212441664, 2.34312016, 0.81596, -0.49] },
+        [1.0] = ([-1.45118, -4.4557, 2.5396, 0.5249, -0.49], [-1.4511880549, -4.45574551, 2.539651, 0.5249, -0.49]),
+        [0.7] = ([-0.676979, -5.248167, 2.4846, 0.6704, -0.49], [-0.67697949741049, -5.24816666293, 2.48460799, 0.67043, -0.49]),
+        [0.4] = ([0.56731, -6.042, 2.3431, 0.815, -0.49], [0.56731873101056, -6.04212441664, 2.34312016, 0.81596, -0.49]),
     };
 
-    [Theory, MemberData(nameof(RlaxCutOff))]
-    public void Gae_of_a_cut_off_rollout_bootstraps_from_the_last_value_as_rlax(string impl, double lambda, double[] rlax, double[] exact)
+    [Theory]
+    [InlineData("matrix", 1.0)] [InlineData("matrix", 0.7)] [InlineData("matrix", 0.4)]
+    [InlineData("loop", 1.0)] [InlineData("loop", 0.7)] [InlineData("loop", 0.4)]
+    public void Gae_of_a_cut_off_rollout_bootstraps_from_the_last_value_as_rlax(string impl, double lambda)
     {
         var (adv, _) = Gae(impl, T([0, 0, 1, 0, -0.5], 1, 5), T([1, 4, -3, -2, -1], 1, 5), T([1, 1, 1, 1, 1], 1, 5),
             gamma: 0.99, lambda, last: T([-1], 1));
-        Close(rlax, adv, 1e-3, "rlax");
-        Close(exact, adv, 1e-12, "exact");
+        Close(RlaxRow1[lambda].rlax, adv, 1e-3, "rlax");
+        Close(RlaxRow1[lambda].exact, adv, 1e-12, "exact");
     }
 
     [Theory, MemberData(nameof(Implementations))]
@@ -331,12 +330,12 @@ public class ActorCriticRunTests
     [Fact]
     public void A_quick_run_learns()
     {
-        var r = Program.Run(new Args { Steps = 150, BatchSize = 64, LambdaTableRollouts = 0, Seed = 1, Out = TempOut("learns") });
-        // Base ≈ 0.24 sampled accuracy. 150 small steps should add well over 10 points (measured: see the report), the
-        // critic should explain some of the returns' variance, and the policy should have moved away from the base.
+        var r = Program.Run(new Args { Steps = 120, LambdaTableRollouts = 0, Seed = 1, Out = TempOut("learns") });
+        // Measured (seed 1): sampled accuracy 0.240 → 0.434 (+19 points), KL 0.76 nats, explained variance ≈ 0 over the
+        // first 10 steps (the critic's head starts at zero) and 0.05 over the last 50. The bars are about half of that.
         Assert.True(r.Summary.Final - r.Summary.Base >= 0.10, $"accuracy {r.Summary.Base} → {r.Summary.Final}: it did not learn");
-        Assert.True(r.Summary.Kl > 0.05, $"KL to the base {r.Summary.Kl}: the policy did not move");
+        Assert.True(r.Summary.Kl > 0.1, $"KL to the base {r.Summary.Kl}: the policy did not move");
         var ev = r.Log.Column("explained_var");
-        Assert.True(ev.TakeLast(50).Average() > ev.Take(10).Average(), "the critic's explained variance did not improve");
+        Assert.True(ev.TakeLast(50).Average() > 0.02, $"the critic explains no variance (last 50 steps: {ev.TakeLast(50).Average()})");
     }
 }
