@@ -175,10 +175,24 @@ public sealed class TinyGpt : nn.Module<Tensor, Tensor>
         public Tensor Forward(Tensor x, KVCache.LayerCache? cache)
         {
             long B = x.shape[0], T = x.shape[1], C = nEmbd, H = nHead, D = C / H;
-            var qkv = c_attn.call(x);                                              // (B, T, 3C)
-            var q = qkv.narrow(-1, 0, C).view(B, T, H, D).transpose(1, 2);         // (B, H, T, D)
-            var k = qkv.narrow(-1, C, C).view(B, T, H, D).transpose(1, 2);         // (B, H, T, D)
-            var v = qkv.narrow(-1, 2 * C, C).view(B, T, H, D).transpose(1, 2);     // (B, H, T, D)
+            // q, k, v = x W_qkvᵀ + b_qkv split in three (nanoGPT keeps the three projections in one c_attn).
+            // MinTorch's narrow copies (PyTorch's is a view), so split whichever is smaller: the (3C, C)
+            // weight, as three projections (training, long prompts: no activation-sized copies, nor their
+            // gradients), or the (B, T, 3C) output (a generation step, where B·T < C).
+            Tensor q, k, v;
+            if (B * T >= C)
+            {
+                Tensor Project(long i) => F.linear(x, c_attn.weight.narrow(0, i * C, C), c_attn.bias!.narrow(0, i * C, C));
+                (q, k, v) = (Project(0), Project(1), Project(2));                 // (B, T, C) each
+            }
+            else
+            {
+                var qkv = c_attn.call(x);                                          // (B, T, 3C)
+                (q, k, v) = (qkv.narrow(-1, 0, C), qkv.narrow(-1, C, C), qkv.narrow(-1, 2 * C, C));
+            }
+            q = q.view(B, T, H, D).transpose(1, 2);                                // (B, H, T, D)
+            k = k.view(B, T, H, D).transpose(1, 2);                                // (B, H, T, D)
+            v = v.view(B, T, H, D).transpose(1, 2);                                // (B, H, T, D)
             Tensor y;
             if (cache is null)
             {

@@ -1,7 +1,7 @@
 // MinRL.Bench: times MinTorch on fixed workloads, one JSON line per workload, so that
 // tests/bench/compare.py can put the numbers beside PyTorch's (torch_micro.py) from the same machine.
 //
-//   dotnet run -c Release --project tests/bench -- <bench>... [--config S|M|L|S,M,L] [--reps N] [--threads N] [--warmup S]
+//   dotnet run -c Release --project tests/bench -- <bench>... [--config S|M|L|S,M,L] [--reps N] [--threads N] [--warmup S] [--budget S]
 //
 // <bench> is a name from the registry below, `micro` (every micro-benchmark), `tinygpt` (train,
 // generate, logprobs on each --config; all three configs by default) or `all`.
@@ -20,7 +20,9 @@ namespace MinRL.Bench
     /// <param name="Reps">Timed repetitions per workload; the median is reported.</param>
     /// <param name="Threads">torch.set_num_threads; 2 matches the PyTorch side.</param>
     /// <param name="WarmupSeconds">Untimed calls before timing, so the JIT has tiered up.</param>
-    public sealed record Options(string[] Configs, int Reps = 20, int Threads = 2, double WarmupSeconds = 1.0)
+    /// <param name="BudgetSeconds">Timed calls stop after this many seconds (but not before 3): the slow workloads
+    /// (generate_nocache at L takes seconds a call) get fewer repetitions.</param>
+    public sealed record Options(string[] Configs, int Reps = 20, int Threads = 2, double WarmupSeconds = 1.0, double BudgetSeconds = 30)
     {
         public Options() : this(["S", "M", "L"]) { }
     }
@@ -108,6 +110,11 @@ namespace MinRL.Bench
                         o = double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out double s) && s >= 0
                             ? o with { WarmupSeconds = s } : throw new ArgumentException($"--warmup must be seconds >= 0, got '{v}'");
                         break;
+                    case "--budget":
+                        string bv = Value();
+                        o = double.TryParse(bv, NumberStyles.Float, CultureInfo.InvariantCulture, out double bs) && bs > 0
+                            ? o with { BudgetSeconds = bs } : throw new ArgumentException($"--budget must be seconds > 0, got '{bv}'");
+                        break;
                     case "-h": case "--help": case "--list": return ([], o);
                     default:
                         if (args[i].StartsWith('-')) throw new ArgumentException($"unknown option '{args[i]}'");
@@ -128,8 +135,8 @@ namespace MinRL.Bench
         }
 
         static string Usage() =>
-            "usage: dotnet run -c Release --project tests/bench -- <bench>... [--config S|M|L|S,M,...] [--reps N] [--threads N] [--warmup SECONDS]\n" +
-            "  defaults: --config S,M,L --reps 20 --threads 2 --warmup 1\n" +
+            "usage: dotnet run -c Release --project tests/bench -- <bench>... [--config S|M|L|S,M,...] [--reps N] [--threads N] [--warmup SECONDS] [--budget SECONDS]\n" +
+            "  defaults: --config S,M,L --reps 20 --threads 2 --warmup 1 --budget 30 (timed calls stop after 30 s, at least 3)\n" +
             "benches:\n" +
             string.Concat(Registry.Select(b => $"  {b.Name,-12} [{b.Group}] {b.Description}\n")) +
             "  micro        every micro-benchmark\n" +

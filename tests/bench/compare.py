@@ -2,7 +2,7 @@
 """Side-by-side benchmark: MinTorch (tests/bench, C#) against PyTorch (torch_micro.py), same machine.
 
     /usr/bin/python3 tests/bench/compare.py [<bench>...] [--procs 3] [--reps 20] [--threads 2]
-                                            [--warmup 1] [--config S,M,L] [--json results.json]
+                                            [--warmup 1] [--budget 30] [--config S,M,L] [--json results.json]
 
 Builds tests/bench once in Release, then runs the two programs ALTERNATELY (MinTorch, PyTorch,
 PyTorch, MinTorch, ... so slow drift of the machine hits both alike), --procs processes each, never
@@ -90,6 +90,8 @@ def main(argv=None):
     p.add_argument("--reps", type=int, default=20, help="timed repetitions per workload per process (default 20)")
     p.add_argument("--threads", type=int, default=2, help="threads for both sides (default 2)")
     p.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per workload (default 1)")
+    p.add_argument("--budget", type=float, default=30.0,
+                   help="each process stops timing a workload after this many seconds, 3 reps at least (default 30)")
     p.add_argument("--config", default="S,M,L",
                    help="TinyGpt configs, S, M, L or a comma-separated list (default S,M,L); micro benches ignore it")
     p.add_argument("--json", metavar="PATH", help="also write every raw line and the summary to PATH")
@@ -104,7 +106,8 @@ def main(argv=None):
     args.config = ",".join(configs)
 
     benches = expand(args.benches)
-    common = ["--reps", str(args.reps), "--threads", str(args.threads), "--warmup", str(args.warmup)]
+    common = ["--reps", str(args.reps), "--threads", str(args.threads), "--warmup", str(args.warmup),
+              "--budget", str(args.budget)]
     if not args.no_build:
         build()
     dll = target_path()
@@ -115,6 +118,8 @@ def main(argv=None):
         config = ["--config", args.config] if script == "torch_tinygpt.py" else []
         torch_cmds.append([PYTHON, os.path.join(HERE, script), *mine, *common, *config])
 
+    load_before = os.getloadavg()
+    started = time.time()
     raw = []  # every JSON line, tagged with its process number
     for proc in range(args.procs):
         order = ["mintorch", "torch"] if proc % 2 == 0 else ["torch", "mintorch"]
@@ -126,13 +131,19 @@ def main(argv=None):
                     line["proc"] = proc
                     raw.append(line)
 
+    # The machine's load (1, 5, 15-minute averages of runnable processes; this program keeps one busy
+    # thread per --threads): with other work running, ratios mean less (see README, Fairness).
+    load = {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in os.getloadavg()],
+            "minutes": round((time.time() - started) / 60, 1), "cpus": os.cpu_count()}
     summary = summarize(raw)
     print_table(summary, args)
+    print(f"machine load (1/5/15-min averages) before {load['before']}, after {load['after']}, "
+          f"{load['cpus']} CPUs, {load['minutes']} minutes")
     print(json.dumps({"summary": summary, "procs": args.procs, "reps": args.reps, "threads": args.threads,
-                      "config": args.config}))
+                      "config": args.config, "load": load}))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"summary": summary, "raw": raw, "args": vars(args)}, f, indent=1)
+            json.dump({"summary": summary, "raw": raw, "args": vars(args), "load": load}, f, indent=1)
         print(f"wrote {args.json}", file=sys.stderr)
 
 
@@ -163,7 +174,8 @@ def summarize(raw):
 
 
 def print_table(summary, args):
-    print(f"\nMinTorch vs PyTorch, {args.threads} threads, {args.procs} processes x {args.reps} reps each; "
+    print(f"\nMinTorch vs PyTorch, {args.threads} threads, {args.procs} processes x up to {args.reps} reps each "
+          f"(at most {args.budget:g} s of timed calls per workload, 3 at least); "
           f"median of per-process medians (spread = min..max of those medians)")
     head = f"{'workload':<20} {'cfg':>3}  {'MinTorch ms':>12} {'spread':>17}  {'PyTorch ms':>12} {'spread':>17}  {'ratio':>6}  note"
     print(head)

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """PyTorch side of the TinyGpt benchmarks (tests/bench/TinyGptBenches.cs is the C# side).
 
-    /usr/bin/python3 tests/bench/torch_tinygpt.py <bench>... [--config S|M|L|S,M,L] [--reps N] [--threads N] [--warmup S]
+    /usr/bin/python3 tests/bench/torch_tinygpt.py <bench>... [--config S|M|L|S,M,L] [--reps N] [--threads N] [--warmup S] [--budget S]
 
 <bench> is train, generate, logprobs, tinygpt or all. Prints one JSON line per workload and config,
 with the same keys, names and method as the C# program (float32, 2 threads, ~1 s warm-up, then the
@@ -243,6 +243,7 @@ def main(argv=None):
     p.add_argument("--reps", type=int, default=20, help="timed repetitions per workload (default 20)")
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
     p.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per workload (default 1)")
+    p.add_argument("--budget", type=float, default=30.0, help="stop timing a workload after this many seconds, 3 reps at least (default 30)")
     args = p.parse_args(argv)
     if args.reps < 1 or args.threads < 1 or args.warmup < 0:
         p.error("--reps and --threads must be >= 1, --warmup >= 0")
@@ -266,7 +267,7 @@ def main(argv=None):
     for name in names:
         for c in configs:
             for w in BENCHES[name](c):
-                print(json.dumps(measure(w, args.reps, args.warmup, args.threads)), flush=True)
+                print(json.dumps(measure(w, args.reps, args.warmup, args.threads, args.budget)), flush=True)
 
 
 if __name__ == "__main__":

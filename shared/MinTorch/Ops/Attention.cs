@@ -241,7 +241,9 @@ internal static class Attention
     /// <summary>The per-item loops, for float and double.</summary>
     private static class Kernels<T> where T : unmanaged, IFloatingPointIeee754<T>
     {
-        /// <summary>Below this many queries a row is done with dot products and row updates; from it on, with the GEMM kernel.</summary>
+        /// <summary>Below this many queries an item is done row by row (dot products and row updates over the keys
+        /// each query sees); from it on with the GEMM kernel, which is about twice as fast even though it also
+        /// computes the scores a causal mask hides.</summary>
         private const int GemmRows = 4;
 
         /// <summary>
@@ -265,9 +267,9 @@ internal static class Attention
 
                         if (Tq < GemmRows)
                         {
-                            // A few queries (a KV-cache step): dot products and row updates, in registers.
+                            // A few queries (a KV-cache step): row by row, only the keys each one may see.
                             for (int i = 0; i < Tq; i++)
-                                SmallRow(Q, qOff + i * D, K, kOff, V, vOff, Y, yOff + i * Dv, new Span<T>(S, sOff + i * leff, leff), scale, mask, n, i, L, D, Dv);
+                                Row(Q, qOff + i * D, K, kOff, V, vOff, Y, yOff + i * Dv, new Span<T>(S, sOff + i * leff, leff), scale, mask, n, i, L, D, Dv);
                             continue;
                         }
                         // S = Q Kᵀ (Tq × leff); each row: scale, mask, softmax; then Y = P V (Tq × Dv).
@@ -288,7 +290,7 @@ internal static class Attention
         /// One query row without the GEMM kernel: s_j = (q·k_j)·scale (+ mask; −∞ where masked), p = softmax(s)
         /// (left in <paramref name="s"/>), y = Σ_j p_j v_j.
         /// </summary>
-        private static void SmallRow(T[] Q, int qOff, T[] K, int kOff, T[] V, int vOff, T[] Y, int yOff, Span<T> s,
+        private static void Row(T[] Q, int qOff, T[] K, int kOff, T[] V, int vOff, T[] Y, int yOff, Span<T> s,
             T scale, Mask mask, int n, int i, int L, int D, int Dv)
         {
             int mOff = (int)(n * mask.ItemStride) + i * L;
@@ -333,13 +335,54 @@ internal static class Attention
             return j < 0 ? leff : j + 1;
         }
 
-        /// <summary>p = e^(s − max) / Σ e^(s − max), in place (max = −∞, a fully masked row, gives NaN, as softmax does).</summary>
+        /// <summary>p = e^(s − max) / Σ e^(s − max), in place (max = −∞, a fully masked row, gives NaN, as softmax
+        /// does). One pass for e and its sum, one to scale; a short tail goes through a padded vector, so every
+        /// element is computed by the same formula wherever it sits in the row.</summary>
         private static void Normalise(Span<T> s, T max)
         {
-            TensorPrimitives.Subtract(s, max, s);
-            TensorPrimitives.Exp(s, s);
-            T sum = TensorPrimitives.Sum((ReadOnlySpan<T>)s);
-            TensorPrimitives.Divide(s, sum, s);
+            int n = s.Length, w = Vector256<T>.Count, i = 0;
+            ref T s0 = ref MemoryMarshal.GetReference(s);
+            var vmax = Vector256.Create(max);
+            var acc = Vector256<T>.Zero;
+            for (; i <= n - w; i += w)
+            {
+                var e = VecMath.Exp(Vector256.LoadUnsafe(ref s0, (nuint)i) - vmax);
+                e.StoreUnsafe(ref s0, (nuint)i);
+                acc += e;
+            }
+            if (i < n)
+            {
+                Span<T> tail = stackalloc T[Vector256<T>.Count];
+                tail.Fill(T.NegativeInfinity);                                  // e^(−∞ − max) = 0 adds nothing
+                s[i..].CopyTo(tail);
+                var e = VecMath.Exp(Vector256.Create((ReadOnlySpan<T>)tail) - vmax);
+                e.CopyTo(tail);
+                tail[..(n - i)].CopyTo(s[i..]);
+                acc += e;
+            }
+            T inv = T.One / Vector256.Sum(acc);
+            var vinv = Vector256.Create(inv);
+            for (i = 0; i <= n - w; i += w) (Vector256.LoadUnsafe(ref s0, (nuint)i) * vinv).StoreUnsafe(ref s0, (nuint)i);
+            for (; i < n; i++) s[i] *= inv;
+        }
+
+        /// <summary>row ← row·scale, returning the max (the scores of a row without a mask or with a causal one).</summary>
+        private static T ScaleMax(Span<T> row, T scale)
+        {
+            int n = row.Length, w = Vector256<T>.Count, i = 0;
+            ref T r0 = ref MemoryMarshal.GetReference(row);
+            var vs = Vector256.Create(scale);
+            var vmax = Vector256.Create(T.NegativeInfinity);
+            for (; i <= n - w; i += w)
+            {
+                var x = Vector256.LoadUnsafe(ref r0, (nuint)i) * vs;
+                x.StoreUnsafe(ref r0, (nuint)i);
+                vmax = Vector256.Max(vmax, x);
+            }
+            T max = T.NegativeInfinity;
+            for (int k = 0; k < w; k++) max = T.Max(max, vmax[k]);
+            for (; i < n; i++) { row[i] *= scale; max = T.Max(max, row[i]); }
+            return max;
         }
 
         /// <summary>a[aOff ..] · b[bOff ..] over n numbers.</summary>
@@ -379,19 +422,24 @@ internal static class Attention
             int end = VisibleEnd(mask, n, i, row.Length, L);
             row[end..].Clear();
             row = row[..end];
-            TensorPrimitives.Multiply(row, scale, row);
-            if (mask.Causal) { }                             // every key before `end` is visible
-            else if (mask.Values is bool[] b)
+            T max;
+            if (mask.Values is null) max = ScaleMax(row, scale);           // no mask, or causal: every key before `end` is visible
+            else
             {
                 int off = (int)(n * mask.ItemStride) + i * L;
-                for (int j = 0; j < row.Length; j++) if (!b[off + j]) row[j] = T.NegativeInfinity;
+                var b = mask.Values as bool[];
+                var f = mask.Values as T[];
+                max = T.NegativeInfinity;
+                for (int j = 0; j < row.Length; j++)
+                {
+                    T x = row[j] * scale;
+                    if (b is not null) { if (!b[off + j]) x = T.NegativeInfinity; }
+                    else x += f![off + j];
+                    row[j] = x;
+                    max = T.Max(max, x);
+                }
             }
-            else if (mask.Values is T[] f)
-            {
-                int off = (int)(n * mask.ItemStride) + i * L;
-                TensorPrimitives.Add(row, new ReadOnlySpan<T>(f, off, row.Length), row);
-            }
-            Normalise(row, TensorPrimitives.Max((ReadOnlySpan<T>)row));
+            Normalise(row, max);
         }
 
         /// <summary>
