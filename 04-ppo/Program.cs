@@ -166,7 +166,7 @@ public enum Variant
 public sealed record Args : LabArgs
 {
     [Help("PPO updates (rollout + epochs of minibatch steps each); chosen so the default run fits 60 s on 2 cores", Min = 1)]
-    public override int Steps { get; init; } = 150;
+    public override int Steps { get; init; } = 100;
 
     [Help("completions sampled per update, one per prompt (chapters 1-2's 128)", Min = 2)]
     public int BatchSize { get; init; } = 128;
