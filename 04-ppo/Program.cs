@@ -75,8 +75,8 @@
 //
 // (The paper: "the parameters 1.5 and 2 above are chosen heuristically, but the algorithm is not very
 // sensitive to them"; the initial β "is not important in practice because the algorithm quickly adjusts
-// it".) In the paper's MuJoCo comparison the clipped form (ε = 0.2) scored best, the adaptive penalty with
-// d_targ = 0.01 second; this chapter keeps the clip as its default.
+// it".) In the paper's MuJoCo comparison (its Table 1) the clipped form with ε = 0.2 scored best, and among
+// the adaptive-penalty settings d_targ = 0.01 did; this chapter keeps the clip as its default.
 //
 // ─── 4. The full objective (paper eq. 9), and this chapter's value model ─────────────────────────────
 //
@@ -141,6 +141,27 @@
 //
 // (approx_kl_k1/k3 and clipfrac are averaged over the minibatches of the last epoch, measured before each
 // minibatch's step, as CleanRL measures them; the losses and entropy likewise.)
+//
+// ─── Measured ────────────────────────────────────────────────────────────────────────────────────────
+//
+// These defaults, `dotnet run -c Release --project 04-ppo -- --seed N`, held-out sampled accuracy (T = 1) on the
+// 512 held-out problems; KL(π_θ ‖ π_base) per completion on held-out prompts. On 2 cores shared with other jobs
+// (load average 13–30), so the wall times are inflated; each run used 38–42 s of CPU time in all.
+//
+//   seed   accuracy: base → final    KL to base   mean approx_kl (k3)   mean clip fraction   explained var (last 25)   wall
+//   1      0.211 → 0.615  (+40.4)    0.81 nats    0.036                 0.10                 0.11                      137 s
+//   2      0.262 → 0.623  (+36.1)    2.32 nats    0.035                 0.11                 0.11                      112 s
+//   3      0.246 → 0.615  (+36.9)    1.46 nats    0.031                 0.10                 0.12                      109 s
+//
+//   --variant penalty (seed 1)  0.211 → 0.645 (+43.4), KL 0.80 nats; β moved between 1 and 4 while d stayed near
+//   d_targ = 0.01 (k3 0.014 on average: it moves the policy less per update than the clip), then halved to 0.06 over
+//   the last updates as the annealed learning rate went to 0 and d with it.
+//
+// What the re-use buys: 100 updates × 128 completions = 12,800 samples here, against 51,200 for chapter 2's
+// actor-critic (400 steps × 128, one gradient step each) for a similar gain (+38 to +42 points). Each batch gets
+// 16 minibatch steps instead of one; the clip fraction (≈ 0.1) says how often the trust region had to act. The
+// first update moves the policy most (approx_kl k3 ≈ 0.08, clip fraction 0.26–0.30, seeds 1 and 3): Adam's first steps
+// move every weight by about the learning rate whatever its gradient (chapter 2).
 //
 // References: J. Schulman et al., "Proximal Policy Optimization Algorithms", arXiv:1707.06347 (2017).
 // S. Huang et al., "The 37 Implementation Details of Proximal Policy Optimization", ICLR blog track 2022.
@@ -216,7 +237,7 @@ public sealed record Args : LabArgs
     [Help("stop an update's epochs early once an epoch's approx KL (k3) exceeds this: CleanRL's target_kl (0 = off, CleanRL's None)", Min = 0)]
     public double TargetKl { get; init; } = 0.0;
 
-    [Help("penalty variant: initial β (the paper: 'not important in practice'; 1 there)", Min = 0)]
+    [Help("penalty variant: initial β (the paper: 'not important in practice because the algorithm quickly adjusts it')", Min = 0)]
     public double KlBeta { get; init; } = 1.0;
 
     [Help("penalty variant: d_targ, the KL per update that β adapts towards (the paper's best adaptive setting, 0.01)", Min = 0)]

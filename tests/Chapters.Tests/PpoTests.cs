@@ -330,11 +330,13 @@ public class PpoRunTests
     public void A_quick_run_learns()
     {
         var r = Ppo.Program.Run(new Args { Steps = 40, EvalEvery = 0, Seed = 1, Out = TempOut("learns") });
-        // Measured (seed 1): see the bar's comment below. The bars are about half of what was measured.
+        // Measured (seed 1, `--steps 40 --eval-every 0`): sampled accuracy 0.211 → 0.426 (+21 points), KL 0.53 nats, the
+        // value model's explained variance 0.06 over the last 10 updates (0 at the first: its head starts at zero), mean
+        // clip fraction 0.11. The bars are about half of that.
         Assert.True(r.Summary.Final - r.Summary.Base >= 0.10, $"accuracy {r.Summary.Base} → {r.Summary.Final}: it did not learn");
-        Assert.True(r.Summary.Kl > 0.1, $"KL to the base {r.Summary.Kl}: the policy did not move");
+        Assert.True(r.Summary.Kl > 0.2, $"KL to the base {r.Summary.Kl}: the policy did not move");
         var ev = r.Log.Column("explained_var");
-        Assert.True(ev.TakeLast(10).Average() > 0.05, $"the value model explains no variance (last 10 updates: {ev.TakeLast(10).Average()})");
+        Assert.True(ev.TakeLast(10).Average() > 0.03, $"the value model explains no variance (last 10 updates: {ev.TakeLast(10).Average()})");
         var clipfrac = r.Log.Column("clipfrac");
         Assert.True(clipfrac.Average() is > 0.01 and < 0.5, $"clip fraction {clipfrac.Average()}: the clip is never or always active");
     }
