@@ -91,14 +91,17 @@
 // variance of ≈ 0 on this task, against 0.17 for a separate critic, for a similar accuracy gain. With two
 // models the objective splits into two independent problems and c_1 disappears (Adam is invariant to a
 // loss's scale, so c_1 would only change the grad-norm clip). InstructGPT and TRL's PPO trainer also keep
-// the value model separate. It costs one more model in memory (3 held: policy, value model, frozen
-// reference for the reported KL) and one more forward/backward per minibatch.
+// the value model separate, and so does CleanRL's own ppo_continuous_action.py (two networks, one optimiser;
+// the 37 details, #13, on shared vs separate). It costs one more model in memory (3 held: policy, value
+// model, frozen reference for the reported KL) and one more forward/backward per minibatch. The value model's
+// copied LM head is frozen (V never reads it), so trainable_params counts only what the optimisers update.
 //
 //     value loss (CleanRL, clip_vloss):   ½ max( (V − G)², (V_old + clip(V − V_old, −ε, ε) − G)² ).mean()
 //
 // with G = V_t^targ = Â_t + V_old(s_t) the λ-return. Value clipping keeps the value model near the values
-// the advantages were computed from, the same trust-region idea as the policy clip (Baselines' PPO2; the
-// "37 implementation details" note that it is not known to help and may hurt: `--clip-value-loss false`).
+// the advantages were computed from, the same trust-region idea as the policy clip (Baselines' PPO2, CleanRL's
+// default). The 37 details (#9) add that Engstrom et al. 2020 found no evidence that it helps and Andrychowicz
+// et al. 2021 that it can hurt: `--clip-value-loss false` turns it off.
 //
 // ─── 5. Advantages: GAE(γ, λ) (Schulman et al. 2016, arXiv:1506.02438; derived in chapter 2) ──────
 //
@@ -290,11 +293,12 @@ public static class Program
         using (no_grad())
             foreach (var (name, p) in critic.named_parameters())
                 if (name.StartsWith("scalar_head.")) p.zero_();
+                else if (name.StartsWith("lm_head.")) p.requires_grad_(false);   // copied along, never used by V: not trained
         reference.eval();
         foreach (var p in reference.parameters()) p.requires_grad_(false);
 
         var policyOptimizer = optim.AdamW(policy.parameters(), lr: args.LearningRate, eps: args.AdamEps);
-        var criticOptimizer = optim.AdamW(critic.parameters(), lr: args.ValueLearningRate, eps: args.AdamEps);
+        var criticOptimizer = optim.AdamW(critic.parameters().Where(p => p.requires_grad), lr: args.ValueLearningRate, eps: args.AdamEps);
 
         // Held-out accuracy before training, at T = 1; the evaluations use a generator with the same seed, so the base
         // and the trained policy face the same random numbers and their difference is less noisy.
@@ -346,7 +350,7 @@ public static class Program
         if (args.Variant == Variant.Penalty) plot.Add("β (adaptive KL penalty)", log.Series("beta"));
         plot.Write(Path.Combine(args.Out, "curves.svg"));
 
-        long trainable = policy.NumParameters() + critic.NumParameters();
+        long trainable = policy.parameters().Concat(critic.parameters()).Where(p => p.requires_grad).Sum(p => p.numel());
         var summary = new RunSummary
         {
             Metric = "accuracy (held-out, sampled, T = 1)",
@@ -502,7 +506,7 @@ public static class Program
 
     /// <summary>The global gradient norm of a model's parameters (before clipping), clipped to <paramref name="maxNorm"/> when positive.</summary>
     static double ClipOrMeasure(TinyGpt model, double maxNorm) =>
-        nn.utils.clip_grad_norm_(model.parameters(), maxNorm > 0 ? maxNorm : double.PositiveInfinity);
+        nn.utils.clip_grad_norm_(model.parameters().Where(p => p.requires_grad), maxNorm > 0 ? maxNorm : double.PositiveInfinity);
 
     /// <summary>KL(π_θ ‖ π_ref) in nats per completion, estimated with k3 on one T = 1 sample per held-out prompt.</summary>
     static double HeldOutKl(TinyGpt policy, TinyGpt reference, IReadOnlyList<Problem> problems, Generator generator)
