@@ -149,12 +149,12 @@
 //
 // These defaults, `dotnet run -c Release --project 04-ppo -- --seed N`, held-out sampled accuracy (T = 1) on the
 // 512 held-out problems; KL(π_θ ‖ π_base) per completion on held-out prompts. On 2 cores shared with other jobs
-// (load average 13–30), so the wall times are inflated; each run used 38–42 s of CPU time in all.
+// (load average 13–17), so the wall times are inflated; each run used 38–42 s of CPU time in all.
 //
 //   seed   accuracy: base → final    KL to base   mean approx_kl (k3)   mean clip fraction   explained var (last 25)   wall
-//   1      0.211 → 0.615  (+40.4)    0.81 nats    0.036                 0.10                 0.11                      137 s
-//   2      0.262 → 0.623  (+36.1)    2.32 nats    0.035                 0.11                 0.11                      112 s
-//   3      0.246 → 0.615  (+36.9)    1.46 nats    0.031                 0.10                 0.12                      109 s
+//   1      0.211 → 0.615  (+40.4)    0.81 nats    0.033                 0.107                0.11                      117 s
+//   2      0.262 → 0.623  (+36.1)    2.32 nats    0.035                 0.105                0.11                      112 s
+//   3      0.246 → 0.615  (+36.9)    1.46 nats    0.031                 0.095                0.12                      109 s
 //
 //   --variant penalty (seed 1)  0.211 → 0.645 (+43.4), KL 0.80 nats; β moved between 1 and 4 while d stayed near
 //   d_targ = 0.01 (k3 0.014 on average: it moves the policy less per update than the clip), then halved to 0.06 over
