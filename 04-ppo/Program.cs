@@ -142,23 +142,25 @@
 //   explained_var   1 − Var[G − V_old] / Var[G]: 1 = the value model predicts the returns, ≤ 0 = no better than a constant
 //   kl              KL(π_θ ‖ π_base) per completion (k3, summed over tokens) on the batch: the drift from the base model
 //
-// (approx_kl_k1/k3 and clipfrac are averaged over the minibatches of the last epoch, measured before each
-// minibatch's step, as CleanRL measures them; the losses and entropy likewise.)
+// (approx_kl_k1/k3, the losses and the entropy are averaged over the minibatches of the last epoch, each
+// measured before its minibatch's step, as CleanRL measures them; clipfrac over all the update's minibatches,
+// as CleanRL's clipfracs.)
 //
 // ─── Measured ────────────────────────────────────────────────────────────────────────────────────────
 //
 // These defaults, `dotnet run -c Release --project 04-ppo -- --seed N`, held-out sampled accuracy (T = 1) on the
 // 512 held-out problems; KL(π_θ ‖ π_base) per completion on held-out prompts. On 2 cores shared with other jobs
-// (load average 13–17), so the wall times are inflated; each run used 38–42 s of CPU time in all.
+// (load average 13–20), so the wall times are inflated; each run used 38–42 s of CPU time in all.
 //
 //   seed   accuracy: base → final    KL to base   mean approx_kl (k3)   mean clip fraction   explained var (last 25)   wall
 //   1      0.211 → 0.615  (+40.4)    0.81 nats    0.033                 0.107                0.11                      117 s
 //   2      0.262 → 0.623  (+36.1)    2.32 nats    0.035                 0.105                0.11                      112 s
 //   3      0.246 → 0.615  (+36.9)    1.46 nats    0.031                 0.095                0.12                      109 s
 //
-//   --variant penalty (seed 1)  0.211 → 0.645 (+43.4), KL 0.80 nats; β moved between 1 and 4 while d stayed near
-//   d_targ = 0.01 (k3 0.014 on average: it moves the policy less per update than the clip), then halved to 0.06 over
-//   the last updates as the annealed learning rate went to 0 and d with it.
+//   --variant penalty (seed 1)  0.211 → 0.645 (+43.4), KL 0.80 nats; β settled between 2 and 4 within 3 updates
+//   and held d near d_targ = 0.01 (median 0.011 over the first 90 updates; k3 0.014 on average, less than half the
+//   clip's 0.033 per update), then fell to 0.125 over the last updates as the annealed learning rate went to 0 and
+//   d with it. One seed: not enough to rank the two variants.
 //
 // What the re-use buys: 100 updates × 128 completions = 12,800 samples here, against 51,200 for chapter 2's
 // actor-critic (400 steps × 128, one gradient step each) for a similar gain (+38 to +42 points). Each batch gets
