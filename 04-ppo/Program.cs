@@ -159,7 +159,7 @@
 //
 //   --variant penalty (seed 1)  0.211 → 0.645 (+43.4), KL 0.80 nats; β settled between 2 and 4 within 3 updates
 //   and held d near d_targ = 0.01 (median 0.011 over the first 90 updates; k3 0.014 on average, less than half the
-//   clip's 0.033 per update), then fell to 0.125 over the last updates as the annealed learning rate went to 0 and
+//   clip's 0.033 per update), then fell to 0.06 over the last updates as the annealed learning rate went to 0 and
 //   d with it. One seed: not enough to rank the two variants.
 //
 // What the re-use buys: 100 updates × 128 completions = 12,800 samples here, against 51,200 for chapter 2's
