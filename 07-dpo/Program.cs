@@ -210,7 +210,7 @@ public sealed record Args : LabArgs
     [Help("AdamW weight decay; 0 because decay pulls towards 0, not towards π_ref (the Hugging Face Trainer's default)", Min = 0)]
     public double WeightDecay { get; init; } = 0.0;
 
-    [Help("clip the gradient's global norm to this before each step (the DPO reference code's max_grad_norm 10; 0 = no clipping)", Min = 0)]
+    [Help("clip the gradient's global norm to this before each step (the DPO authors' code, eric-mitchell/direct-preference-optimization config.yaml: max_grad_norm 10; 0 = no clipping)", Min = 0)]
     public double MaxGradNorm { get; init; } = 10.0;
 
     [Help("training prompts the base model answers to make the preference data (2 answers each; K for plackett-luce)", Min = 8, Max = 9488)]
