@@ -334,7 +334,7 @@ public static class Program
 
         Lab.Finish(new RunSummary
         {
-            Metric = "mean gold of the policy's samples (held out, T = 1)",
+            Metric = "held-out gold score (sampled, T = 1)",
             Base = baseEval.Gold,
             Final = final.Gold,
             Kl = final.Kl,
