@@ -216,6 +216,7 @@ public static class Program
         var world = new PreferenceWorld(args.Tau);
         var baseModel = BaseModel.Load(new BaseModelConfig());                   // the shared base every chapter starts from
 
+        var dataClock = Stopwatch.StartNew();
         var pool = task.Train.ToList();
         data.Shuffle(pool);
         var trainSet = BradleyTerry.SamplePairs(baseModel, world, pool.Take(trainProblems).ToArray(), sampler, trainLabelSeed);
@@ -231,7 +232,7 @@ public static class Program
 
         var kinds = Enum.GetValues<PairKind>();
         Lab.Print($"pairs: {trainPairs.Count} for training (from {trainProblems} training problems, 2 base samples each), " +
-                  $"{evalPairs.Count} held out (the 512 held-out problems × {args.EvalRepeats})");
+                  $"{evalPairs.Count} held out (the 512 held-out problems × {args.EvalRepeats}); sampled in {Lab.Fmt(dataClock.Elapsed.TotalSeconds)} s");
         Lab.Table("preference pairs: share of each kind, and the noise ceiling (the best accuracy any model can expect)",
             ["set", .. kinds.Select(k => k.ToString()), "noise ceiling", "labels against gold"],
             new[] { ("train", trainPairs), ("held-out", evalPairs) }.Select(s => new object?[] { s.Item1 }
@@ -322,15 +323,18 @@ public static class Program
         final = BradleyTerry.Evaluate(rm, evalPairs, world, evalData);
 
         // ─── 5. report ───────────────────────────────────────────────────────────────────────────────────
+        // One row per kind of pair; the pairs that differ in both are split by whether the "." sits on the correct
+        // completion (style and correctness agree) or on the wrong one (they disagree: gold says correct wins).
+        object?[] Row(string name, Func<PairEvaluation, double> gold, int count, double? ceiling, double? labels) =>
+            [name, count, ceiling, labels, gold(final), gold(baseEval), gold(likelihood)];
+        var rows = new List<object?[]> { Row("all", e => e.GoldAgreement(null), final.Count(null), final.NoiseCeiling, final.Accuracy) };
+        foreach (var k in new[] { PairKind.StyleOnly, PairKind.CorrectnessOnly, PairKind.Both })
+            rows.Add(Row(k.ToString(), e => e.GoldAgreement(k), final.Count(k), final.Ceiling(k), final.LabelAccuracy(k)));
+        rows.Add(Row("  Both: '.' on the correct one", e => e.BothAgreement(false), final.BothCount(false), null, null));
+        rows.Add(Row("  Both: '.' on the wrong one", e => e.BothAgreement(true), final.BothCount(true), null, null));
+        rows.Add(["Tie", final.Count(PairKind.Tie), final.Ceiling(PairKind.Tie), final.LabelAccuracy(PairKind.Tie), null, null, null]);
         Lab.Table($"held-out pairs after {steps} steps ({Lab.Fmt(steps * (double)B / n)} epochs): the reward model, the untrained one, and log π_base(y|x) as a score",
-            ["pairs", "count", "noise ceiling", "RM: vs labels", "RM: agrees with gold", "untrained: vs gold", "log π_base: vs gold"],
-            new[] { (string?)null }.Concat(kinds.Where(k => k != PairKind.Tie).Select(k => k.ToString())).Append(PairKind.Tie.ToString()).Select(k =>
-            {
-                var kind = k is null ? (PairKind?)null : Enum.Parse<PairKind>(k);
-                return new object?[] { k ?? "all", final.Count(kind), final.Ceiling(kind), final.LabelAccuracy(kind),
-                    kind == PairKind.Tie ? null : final.GoldAgreement(kind), kind == PairKind.Tie ? null : baseEval.GoldAgreement(kind),
-                    kind == PairKind.Tie ? null : likelihood.GoldAgreement(kind) };
-            }));
+            ["pairs", "count", "noise ceiling", "RM: vs labels", "RM: agrees with gold", "untrained: vs gold", "log π_base: vs gold"], rows);
         Lab.Print($"correlation of r with gold over the held-out completions: {Lab.Fmt(final.GoldCorrelation)} " +
                   $"(untrained {Lab.Fmt(baseEval.GoldCorrelation)}; log π_base {Lab.Fmt(likelihood.GoldCorrelation)})");
 
@@ -361,6 +365,8 @@ public static class Program
                 ["acc_style_only"] = final.GoldAgreement(PairKind.StyleOnly),
                 ["acc_correctness_only"] = final.GoldAgreement(PairKind.CorrectnessOnly),
                 ["acc_both"] = final.GoldAgreement(PairKind.Both),
+                ["acc_both_style_with_correctness"] = final.BothAgreement(false),
+                ["acc_both_style_against_correctness"] = final.BothAgreement(true),
                 ["acc_gold"] = final.GoldAgreement(null),
                 ["label_acc_style_only"] = final.LabelAccuracy(PairKind.StyleOnly),
                 ["label_acc_correctness_only"] = final.LabelAccuracy(PairKind.CorrectnessOnly),
@@ -456,6 +462,23 @@ public sealed class PairEvaluation
     }
 
     private IEnumerable<int> Of(PairKind? kind) => Enumerable.Range(0, _pairs.Count).Where(i => kind is null || _pairs[i].Kind == kind);
+
+    /// <summary>
+    /// Agreement with gold on the pairs that differ in both features, split by whether the style points the
+    /// same way as correctness (the correct completion is also the one ending in ".") or against it (the wrong
+    /// one has the "."). A scorer that only sees the style gets the first kind right and the second wrong.
+    /// </summary>
+    public double BothAgreement(bool styleAgainstCorrectness)
+    {
+        var idx = Of(PairKind.Both).Where(i => BradleyTerry.StyleAgainstCorrectness(_pairs[i]) == styleAgainstCorrectness).ToArray();
+        if (idx.Length == 0) return double.NaN;
+        var better = idx.Select(i => _pairs[i].GoldMargin > 0 ? Chosen[i] : Rejected[i]).ToArray();
+        var worse = idx.Select(i => _pairs[i].GoldMargin > 0 ? Rejected[i] : Chosen[i]).ToArray();
+        return BradleyTerry.Accuracy(better, worse);
+    }
+
+    /// <summary>How many pairs <see cref="BothAgreement"/> averages over.</summary>
+    public int BothCount(bool styleAgainstCorrectness) => Of(PairKind.Both).Count(i => BradleyTerry.StyleAgainstCorrectness(_pairs[i]) == styleAgainstCorrectness);
 
     /// <summary>Pairs of this kind (all when null).</summary>
     public int Count(PairKind? kind) => Of(kind).Count();
@@ -566,6 +589,15 @@ public static class BradleyTerry
     /// </summary>
     public static Tensor Margins(IReadOnlyList<PreferencePair> pairs, double scale)
         => tensor(pairs.Select(p => (float)(scale * Math.Max(0, p.GoldMargin))).ToArray(), [pairs.Count]);
+
+    /// <summary>For a pair that differs in both correctness and style: true when the incorrect completion is the one
+    /// ending in "." (the surface feature points the wrong way), false when the correct one has it.</summary>
+    public static bool StyleAgainstCorrectness(PreferencePair pair)
+    {
+        var (chosenCorrect, chosenStyled) = PreferenceWorld.Features(pair.Problem, ArithmeticTask.Parse(pair.Chosen));
+        var (rejectedCorrect, rejectedStyled) = PreferenceWorld.Features(pair.Problem, ArithmeticTask.Parse(pair.Rejected));
+        return chosenCorrect != rejectedCorrect && chosenStyled != rejectedStyled && chosenCorrect != chosenStyled;
+    }
 
     /// <summary>Share of pairs whose chosen score is higher; an exact tie counts as half right (a coin flip).</summary>
     public static double Accuracy(IReadOnlyList<float> chosen, IReadOnlyList<float> rejected)
