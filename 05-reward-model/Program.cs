@@ -41,7 +41,8 @@
 //
 //     L(θ) = −E_{(x, y_c, y_r)∼D} [ log σ( r_θ(x, y_c) − r_θ(x, y_r) ) ]        in code:  -logsigmoid(rc - rr).mean()
 //
-// — logistic regression on the difference of two scores. Its gradient says what each pair does:
+// — logistic regression on the difference of two scores. Its gradient says what each pair does (per pair,
+// before the mean's 1/N):
 //
 //     ∂L/∂r_c = −σ(−Δ) = −(1 − σ(Δ)),   ∂L/∂r_r = +σ(−Δ),      Δ = r_c − r_r,
 //
@@ -57,7 +58,7 @@
 //      is lowered by whatever c(x) the model happens to carry.
 //   2. With noisy labels, even the perfect model is often "wrong". If r_θ = gold/τ exactly, σ(Δ) is the
 //      labeller's own probability, and the best it can do on a pair is predict the likelier label: right with
-//      probability max(p, 1 − p), p = σ(Δgold/τ). The mean of that over pairs is the NOISE CEILING (≈ 0.85 here,
+//      probability max(p, 1 − p), p = σ(Δgold/τ). The mean of that over pairs is the NOISE CEILING (≈ 0.84 here,
 //      because ~27% of pairs tie and are coin flips). Held-out accuracy is read against it, not against 1.
 //   3. Accuracy against noisy labels mixes up the model's errors and the labeller's. So we also measure
 //      agreement with the GOLD ordering on pairs whose gold differs, split by what the pair differs in
