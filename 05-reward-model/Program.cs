@@ -439,7 +439,7 @@ public static class Program
             ["kind"] = "minrl-reward-model",
             ["config"] = rm.Config.Key,
             ["kit_version"] = Kit.Version,
-            ["base_model"] = BaseModel.CachePath(new BaseModelConfig()) is var p ? Path.GetFileName(p) : "",
+            ["base_model"] = Path.GetFileName(BaseModel.CachePath(new BaseModelConfig())),
             ["read_at"] = "the first <eos> of the completion (its last token if it has none); prompt left-padded to 7 tokens",
             ["normalization"] = "scores of the base model's T = 1 samples on the training prompts: mean 0, std 1",
             ["raw_mean"] = F(mu),
@@ -500,13 +500,7 @@ public sealed class PairEvaluation
     /// one has the "."). A scorer that only sees the style gets the first kind right and the second wrong.
     /// </summary>
     public double BothAgreement(bool styleAgainstCorrectness)
-    {
-        var idx = Of(PairKind.Both).Where(i => BradleyTerry.StyleAgainstCorrectness(_pairs[i]) == styleAgainstCorrectness).ToArray();
-        if (idx.Length == 0) return double.NaN;
-        var better = idx.Select(i => _pairs[i].GoldMargin > 0 ? Chosen[i] : Rejected[i]).ToArray();
-        var worse = idx.Select(i => _pairs[i].GoldMargin > 0 ? Rejected[i] : Chosen[i]).ToArray();
-        return BradleyTerry.Accuracy(better, worse);
-    }
+        => Agreement(Of(PairKind.Both).Where(i => BradleyTerry.StyleAgainstCorrectness(_pairs[i]) == styleAgainstCorrectness));
 
     /// <summary>How many pairs <see cref="BothAgreement"/> averages over.</summary>
     public int BothCount(bool styleAgainstCorrectness) => Of(PairKind.Both).Count(i => BradleyTerry.StyleAgainstCorrectness(_pairs[i]) == styleAgainstCorrectness);
@@ -523,11 +517,14 @@ public sealed class PairEvaluation
 
     /// <summary>Share of pairs with different gold whose higher-gold completion scores higher (a tie counts half).
     /// Not limited by the labels' noise: a scorer that knew gold would get 1.</summary>
-    public double GoldAgreement(PairKind? kind)
+    public double GoldAgreement(PairKind? kind) => Agreement(Of(kind));
+
+    /// <summary>Agreement with gold on the given pairs, skipping gold ties: the higher-gold completion put first,
+    /// then counted as <see cref="BradleyTerry.Accuracy"/> counts.</summary>
+    private double Agreement(IEnumerable<int> pairs)
     {
-        var idx = Of(kind).Where(i => _pairs[i].GoldMargin != 0).ToArray();
+        var idx = pairs.Where(i => _pairs[i].GoldMargin != 0).ToArray();
         if (idx.Length == 0) return double.NaN;
-        // Put the higher-gold completion first, then count as accuracy.
         var better = idx.Select(i => _pairs[i].GoldMargin > 0 ? Chosen[i] : Rejected[i]).ToArray();
         var worse = idx.Select(i => _pairs[i].GoldMargin > 0 ? Rejected[i] : Chosen[i]).ToArray();
         return BradleyTerry.Accuracy(better, worse);

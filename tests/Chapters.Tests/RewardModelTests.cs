@@ -162,6 +162,35 @@ public class RewardModelTests
     }
 
     [Fact]
+    public void Pair_evaluation_separates_label_accuracy_from_agreement_with_gold()
+    {
+        var pairs = new[]
+        {
+            Pair(2, 3, "5.<eos>", "5<eos>"),     // style only, label with gold;     scores 1 > 0: right both ways
+            Pair(2, 3, "5<eos>", "5.<eos>"),     // style only, label against gold;  scores 0 < 1: wrong label, right by gold
+            Pair(2, 3, "5<eos>", "6<eos>"),      // correctness only;                scores tie: half
+            Pair(2, 3, "5<eos>", "6.<eos>"),     // both, "." on the wrong answer;   scores 0 < 1: wrong
+            Pair(2, 3, "7<eos>", "6<eos>"),      // gold tie: counts for the labels, not for gold
+        };
+        var e = new PairEvaluation(pairs, new PreferenceWorld(), [1f, 0f, 0.2f, 0f, 1f], [0f, 1f, 0.2f, 1f, 0f]);
+        Assert.Equal((1 + 0 + 0.5 + 0 + 1) / 5, e.Accuracy, 1e-15);
+        Assert.Equal((1 + 1 + 0.5 + 0) / 4, e.GoldAgreement(null), 1e-15);
+        Assert.Equal(0.5, e.LabelAccuracy(PairKind.StyleOnly));
+        Assert.Equal(1.0, e.GoldAgreement(PairKind.StyleOnly));
+        Assert.Equal(0.5, e.GoldAgreement(PairKind.CorrectnessOnly));
+        Assert.Equal(0.0, e.BothAgreement(styleAgainstCorrectness: true));
+        Assert.True(double.IsNaN(e.BothAgreement(styleAgainstCorrectness: false)));   // no such pair here
+        Assert.True(double.IsNaN(e.GoldAgreement(PairKind.Tie)));
+        Assert.Equal(0.5, e.Ceiling(PairKind.Tie));
+        Assert.Equal((5, 2, 1), (e.Count(null), e.Count(PairKind.StyleOnly), e.BothCount(true)));
+        // Scores that are gold itself: every gold-ordered pair right, and correlation 1.
+        var gold = new PairEvaluation(pairs, new PreferenceWorld(),
+            pairs.Select(p => (float)p.GoldChosen).ToArray(), pairs.Select(p => (float)p.GoldRejected).ToArray());
+        Assert.Equal(1.0, gold.GoldAgreement(null));
+        Assert.Equal(1.0, gold.GoldCorrelation, 1e-6);
+    }
+
+    [Fact]
     public void Accuracy_counts_ties_as_half_and_Pearson_matches_PyTorch()
     {
         Assert.Equal(0.625, BradleyTerry.Accuracy([1f, 0f, 2f, 3f], [0f, 0f, 3f, 1f]));   // right, tie, wrong, right
