@@ -42,9 +42,9 @@
 //
 // When all G rewards are equal — every sample right, or every sample wrong — r_i − r̄ = 0 for all i, the std
 // is 0, and Â = 0 / (0 + ε) = 0: the group teaches nothing (only the KL term below acts on it), and no NaN
-// appears. Such groups become common as the policy improves (its groups turn all-correct), so the program
-// logs their share, `zero_std_frac`; DAPO (Yu et al. 2025) re-samples until the batch has none ("dynamic
-// sampling"). Here they are simply kept.
+// appears. Such groups are common at both ends — all-wrong ones while the policy is weak, all-right ones as it
+// improves — so the program logs their share, `zero_std_frac` (a third of the groups here, see Measured);
+// DAPO (Yu et al. 2025) re-samples until the batch has none ("dynamic sampling"). Here they are simply kept.
 //
 // ─── The objective ───────────────────────────────────────────────────────────────────────────────────
 //
