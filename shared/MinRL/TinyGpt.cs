@@ -175,10 +175,24 @@ public sealed class TinyGpt : nn.Module<Tensor, Tensor>
         public Tensor Forward(Tensor x, KVCache.LayerCache? cache)
         {
             long B = x.shape[0], T = x.shape[1], C = nEmbd, H = nHead, D = C / H;
-            var qkv = c_attn.call(x);                                              // (B, T, 3C)
-            var q = qkv.narrow(-1, 0, C).view(B, T, H, D).transpose(1, 2);         // (B, H, T, D)
-            var k = qkv.narrow(-1, C, C).view(B, T, H, D).transpose(1, 2);         // (B, H, T, D)
-            var v = qkv.narrow(-1, 2 * C, C).view(B, T, H, D).transpose(1, 2);     // (B, H, T, D)
+            // q, k, v = x W_qkvᵀ + b_qkv split in three (nanoGPT keeps the three projections in one c_attn).
+            // MinTorch's narrow copies (PyTorch's is a view), so split whichever is smaller: the (3C, C)
+            // weight, as three projections (training, long prompts: no activation-sized copies, nor their
+            // gradients), or the (B, T, 3C) output (a generation step, where B·T < C).
+            Tensor q, k, v;
+            if (B * T >= C)
+            {
+                Tensor Project(long i) => F.linear(x, c_attn.weight.narrow(0, i * C, C), c_attn.bias!.narrow(0, i * C, C));
+                (q, k, v) = (Project(0), Project(1), Project(2));                 // (B, T, C) each
+            }
+            else
+            {
+                var qkv = c_attn.call(x);                                          // (B, T, 3C)
+                (q, k, v) = (qkv.narrow(-1, 0, C), qkv.narrow(-1, C, C), qkv.narrow(-1, 2 * C, C));
+            }
+            q = q.view(B, T, H, D).transpose(1, 2);                                // (B, H, T, D)
+            k = k.view(B, T, H, D).transpose(1, 2);                                // (B, H, T, D)
+            v = v.view(B, T, H, D).transpose(1, 2);                                // (B, H, T, D)
             Tensor y;
             if (cache is null)
             {
@@ -186,11 +200,13 @@ public sealed class TinyGpt : nn.Module<Tensor, Tensor>
             }
             else
             {
-                // Generation: append this step's keys and values, attend over everything cached so far.
-                // New query i (absolute position start + i) may see keys 0 .. start + i.
+                // Generation: write this step's keys and values into the cache, then attend over the whole
+                // preallocated buffers with a mask: new query i (absolute position start + i) may see keys
+                // 0 .. start + i, and the unfilled rest of the buffers is hidden. (No copy of the cache: in
+                // MinTorch, narrow would copy; sdpa skips the keys that no query may see.)
                 long start = cache.Owner.Length;
-                var (keys, values) = cache.Append(k, v, start);                    // (B, H, start+T, D) each
-                var mask = T == 1 ? null : ones(T, start + T, dtype: ScalarType.Bool).tril(start);   // (T, start+T)
+                var (keys, values) = cache.Append(k, v, start);                    // (B, H, BlockSize, D) each
+                var mask = ones(T, keys.shape[2], dtype: ScalarType.Bool).tril(start);           // (T, BlockSize)
                 y = F.scaled_dot_product_attention(q, keys, values, attn_mask: mask);             // (B, H, T, D)
             }
             y = y.transpose(1, 2).reshape(B, T, C);                                // (B, T, C): heads side by side
@@ -231,32 +247,34 @@ public sealed class KVCache
 
     internal LayerCache Layer(int i) => _layers[i];
 
-    /// <summary>One layer's keys and values, preallocated for the whole block: (B, H, BlockSize, D).</summary>
+    /// <summary>One layer's keys and values, preallocated for the whole block: (B, H, BlockSize, D), zeros
+    /// until written (allocated at the first write, in the dtype of the keys).</summary>
     internal sealed class LayerCache
     {
         public readonly KVCache Owner;
-        private readonly long[] _shape;
-        private Tensor? _k, _v;   // allocated on first use, in the dtype of the model's keys
+        private readonly long _b, _h, _t, _d;
+        private Tensor? _k, _v;
         public LayerCache(KVCache owner, long b, long h, long t, long d)
         {
             Owner = owner;
-            _shape = [b, h, t, d];
+            (_b, _h, _t, _d) = (b, h, t, d);
         }
 
-        /// <summary>Writes k, v (B, H, T, D) at positions start.., returns the keys and values of positions 0 .. start+T.</summary>
+        /// <summary>Writes k, v (B, H, T, D) at positions start.., returns the whole buffers (B, H, BlockSize, D):
+        /// positions from start + T on are zeros, for the caller to mask out.</summary>
         public (Tensor keys, Tensor values) Append(Tensor k, Tensor v, long start)
         {
-            if (k.shape[0] != _shape[0])
-                throw new ArgumentException($"KVCache: the cache was made for a batch of {_shape[0]}, got {k.shape[0]}");
-            _k ??= zeros(_shape, dtype: k.dtype);
-            _v ??= zeros(_shape, dtype: v.dtype);
+            if (k.shape[0] != _b)
+                throw new ArgumentException($"KVCache: the cache was made for a batch of {_b}, got {k.shape[0]}");
             long T = k.shape[2];
             using (no_grad())
             {
+                _k ??= zeros(new[] { _b, _h, _t, _d }, dtype: k.dtype);
+                _v ??= zeros(new[] { _b, _h, _t, _d }, dtype: v.dtype);
                 _k.index_put_(k, TensorIndex.Colon, TensorIndex.Colon, TensorIndex.Slice(start, start + T));
                 _v.index_put_(v, TensorIndex.Colon, TensorIndex.Colon, TensorIndex.Slice(start, start + T));
             }
-            return (_k.narrow(2, 0, start + T), _v.narrow(2, 0, start + T));
+            return (_k, _v);
         }
     }
 }

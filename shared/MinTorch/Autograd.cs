@@ -153,7 +153,11 @@ public static class Autograd
     {
         var order = TopologicalOrder(roots);
         var grads = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance);
-        for (int i = 0; i < roots.Length; i++) Accumulate(grads, roots[i], seeds[i]);
+        for (int i = 0; i < roots.Length; i++) Accumulate(grads, null, roots[i], seeds[i]);
+        // Sums this pass created and has not handed to a backward function yet: nothing else can see them,
+        // so a third (fourth, ...) contribution is added into them in place. Not with create_graph, where
+        // every sum must be recorded.
+        var owned = create_graph ? null : new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
 
         HashSet<Tensor>? wanted = inputs is null ? null : new HashSet<Tensor>(inputs, ReferenceEqualityComparer.Instance);
         var found = inputs is null ? null : new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance);
@@ -163,6 +167,7 @@ public static class Autograd
         {
             var t = order[k];
             if (!grads.Remove(t, out var g)) continue; // nothing flowed here
+            owned?.Remove(g);
             if (wanted is not null && wanted.Contains(t)) found![t] = g;
             var node = t.grad_fn;
             if (node is null)
@@ -180,15 +185,41 @@ public static class Autograd
                     throw new InvalidOperationException(
                         $"internal: backward of {node.Name} returned a gradient of shape {gx.ShapeString} for an input of shape {x.ShapeString}");
                 if (gx._dtype != x._dtype) gx = gx.to_type(x._dtype);
-                Accumulate(grads, x, gx);
+                Accumulate(grads, owned, x, gx);
             }
         }
         return found;
     }
 
-    private static void Accumulate(Dictionary<Tensor, Tensor> grads, Tensor t, Tensor g)
+    /// <summary>grads[t] += g: the first contribution is kept as it is, the second makes a new sum, later ones
+    /// are added into that sum in place when this pass owns it (<paramref name="owned"/>).</summary>
+    private static void Accumulate(Dictionary<Tensor, Tensor> grads, HashSet<Tensor>? owned, Tensor t, Tensor g)
     {
-        grads[t] = grads.TryGetValue(t, out var existing) ? existing + g : g;
+        if (!grads.TryGetValue(t, out var existing)) { grads[t] = g; return; }
+        if (owned is not null && owned.Contains(existing) && existing._dtype == g._dtype && Shapes.Equal(existing._shape, g._shape))
+        {
+            AddInto(existing, g);
+            return;
+        }
+        var sum = existing + g;
+        grads[t] = sum;
+        owned?.Add(sum);
+    }
+
+    /// <summary>acc += g elementwise (same shape and float dtype); chunks are independent, so any split gives the same bits.</summary>
+    private static void AddInto(Tensor acc, Tensor g)
+    {
+        int n = acc._numel;
+        if (acc._dtype == ScalarType.Float32)
+        {
+            var a = acc.Arr<float>(); var b = g.Arr<float>();
+            Par.For(n, 1 << 16, (s, e) => System.Numerics.Tensors.TensorPrimitives.Add(a.AsSpan(s, e - s), b.AsSpan(s, e - s), a.AsSpan(s, e - s)));
+        }
+        else
+        {
+            var a = acc.Arr<double>(); var b = g.Arr<double>();
+            Par.For(n, 1 << 15, (s, e) => System.Numerics.Tensors.TensorPrimitives.Add(a.AsSpan(s, e - s), b.AsSpan(s, e - s), a.AsSpan(s, e - s)));
+        }
     }
 
     private static void AccumulateLeaf(Tensor leaf, Tensor g, bool create_graph)

@@ -12,19 +12,25 @@ public sealed record Workload(string Bench, string Name, string Config, Action S
 
 /// <summary>
 /// Warm-up and timing, the same method as torch_micro.py: run the workload for about
-/// <c>--warmup</c> seconds (at least 3 calls) so the JIT has tiered the hot code up to its optimised
-/// version, collect garbage once, then time <c>--reps</c> single calls with a Stopwatch and report
-/// the median (and the minimum). One JSON line per workload.
+/// <c>--warmup</c> seconds (at least 2 calls) so the JIT has tiered the hot code up to its optimised
+/// version, collect garbage once, then time <c>--reps</c> single calls with a Stopwatch — fewer (but at
+/// least 3) when the timed calls have taken <c>--budget</c> seconds — and report the median (and the
+/// minimum). One JSON line per workload.
 /// </summary>
 public static class Harness
 {
+    /// <summary>Untimed calls at least, however long they take (the JIT has compiled everything after one).</summary>
+    public const int MinWarmupCalls = 2;
+    /// <summary>Timed calls at least, whatever the budget.</summary>
+    public const int MinReps = 3;
+
     public static JsonObject Measure(Workload w, Options o)
     {
         // Warm-up. Tiered compilation promotes a method after ~30 calls plus a short delay and
         // replaces long-running loops on the fly (OSR), so a second of calls is plenty.
         var clock = Stopwatch.StartNew();
         int calls = 0;
-        while (calls < 3 || clock.Elapsed.TotalSeconds < o.WarmupSeconds)
+        while (calls < MinWarmupCalls || clock.Elapsed.TotalSeconds < o.WarmupSeconds)
         {
             w.Step();
             calls++;
@@ -32,12 +38,14 @@ public static class Harness
         GC.Collect();
         GC.WaitForPendingFinalizers();
 
-        var times = new double[o.Reps];
-        for (int r = 0; r < o.Reps; r++)
+        var times = new List<double>(o.Reps);
+        double spent = 0;
+        for (int r = 0; r < o.Reps && (r < MinReps || spent < o.BudgetSeconds * 1000); r++)
         {
             long t0 = Stopwatch.GetTimestamp();
             w.Step();
-            times[r] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+            times.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+            spent += times[^1];
         }
         double median = Median(times);
 
@@ -48,7 +56,7 @@ public static class Harness
             ["config"] = w.Config,
             ["impl"] = "mintorch",
             ["threads"] = o.Threads,
-            ["reps"] = o.Reps,
+            ["reps"] = times.Count,
             ["median_ms"] = Math.Round(median, 4),
             ["min_ms"] = Math.Round(times.Min(), 4),
             ["warmup_calls"] = calls,

@@ -1,9 +1,10 @@
 // MinRL.Bench: times MinTorch on fixed workloads, one JSON line per workload, so that
 // tests/bench/compare.py can put the numbers beside PyTorch's (torch_micro.py) from the same machine.
 //
-//   dotnet run -c Release --project tests/bench -- <bench>... [--config S|M|L] [--reps N] [--threads N] [--warmup S]
+//   dotnet run -c Release --project tests/bench -- <bench>... [--config S|M|L|S,M,L] [--reps N] [--threads N] [--warmup S] [--budget S]
 //
-// <bench> is a name from the registry below, `micro` (every micro-benchmark) or `all`.
+// <bench> is a name from the registry below, `micro` (every micro-benchmark), `tinygpt` (train,
+// generate, logprobs on each --config; all three configs by default) or `all`.
 
 using System.Globalization;
 using MinTorch;
@@ -14,16 +15,22 @@ return Cli.Run(args);
 namespace MinRL.Bench
 {
     /// <summary>Command-line settings shared by every workload.</summary>
-    /// <param name="Config">TinyGpt size (DESIGN.md's table, see <see cref="GptConfig"/>); micro-benchmarks ignore it.</param>
+    /// <param name="Configs">TinyGpt sizes to run (DESIGN.md's table, see <see cref="BenchConfig"/>), S, M and L unless
+    /// <c>--config</c> names some; micro-benchmarks ignore them.</param>
     /// <param name="Reps">Timed repetitions per workload; the median is reported.</param>
     /// <param name="Threads">torch.set_num_threads; 2 matches the PyTorch side.</param>
     /// <param name="WarmupSeconds">Untimed calls before timing, so the JIT has tiered up.</param>
-    public sealed record Options(string Config = "S", int Reps = 20, int Threads = 2, double WarmupSeconds = 1.0);
+    /// <param name="BudgetSeconds">Timed calls stop after this many seconds (but not before 3): the slow workloads
+    /// (generate_nocache at L takes seconds a call) get fewer repetitions.</param>
+    public sealed record Options(string[] Configs, int Reps = 20, int Threads = 2, double WarmupSeconds = 1.0, double BudgetSeconds = 30)
+    {
+        public Options() : this(["S", "M", "L"]) { }
+    }
 
     /// <summary>DESIGN.md's benchmark configs for the TinyGpt workloads.</summary>
-    public sealed record GptConfig(string Name, int Vocab, int DModel, int Layers, int Heads, int Ctx, int Batch)
+    public sealed record BenchConfig(string Name, int Vocab, int DModel, int Layers, int Heads, int Ctx, int Batch)
     {
-        public static readonly IReadOnlyDictionary<string, GptConfig> All = new Dictionary<string, GptConfig>
+        public static readonly IReadOnlyDictionary<string, BenchConfig> All = new Dictionary<string, BenchConfig>
         {
             ["S"] = new("S", Vocab: 32, DModel: 64, Layers: 2, Heads: 4, Ctx: 32, Batch: 32),
             ["M"] = new("M", Vocab: 64, DModel: 128, Layers: 4, Heads: 4, Ctx: 64, Batch: 32),
@@ -37,20 +44,18 @@ namespace MinRL.Bench
     public static class Cli
     {
         /// <summary>
-        /// Every benchmark. EXTENSION POINT for the TinyGpt workloads: add a TinyGptBenches.cs with
-        /// <c>Train(Options o)</c>, <c>Generate(Options o)</c>, <c>Logprobs(Options o)</c>, each building the
-        /// model for <c>GptConfig.All[o.Config]</c> and yielding <c>new Workload("train", "train", o.Config, step)</c>
-        /// (generate: workloads "generate_kv" and "generate_nokv"), then register them here in group
-        /// "tinygpt". `all` runs every registered bench; compare.py maps each name to its PyTorch script.
+        /// Every benchmark: the engine micro-benchmarks (MicroBenches.cs, PyTorch twin torch_micro.py) and
+        /// the TinyGpt workloads (TinyGptBenches.cs, one set per config in <c>--config</c>; PyTorch twin
+        /// torch_tinygpt.py). `all` runs every registered bench; compare.py maps each name to its PyTorch script.
         /// </summary>
         public static readonly Bench[] Registry =
         [
             new("matmul", "micro", "float32 matmul 256x256x256 and 1024x1024x1024 (with GFLOP/s)", MicroBenches.Matmul),
             new("softmax", "micro", "float32 softmax over the last dim of (64, 128, 256): forward, forward+backward", MicroBenches.Softmax),
             new("layer_norm", "micro", "float32 layer_norm over 256 with weight and bias, (64, 128, 256): forward, forward+backward", MicroBenches.LayerNorm),
-            // new("train", "tinygpt", "forward + cross-entropy + backward + AdamW step", TinyGptBenches.Train),
-            // new("generate", "tinygpt", "64 prompts x 8 tokens, 64 new tokens, with and without KV cache", TinyGptBenches.Generate),
-            // new("logprobs", "tinygpt", "no-grad log-probs of 64 completion tokens of 64 sequences", TinyGptBenches.Logprobs),
+            new("train", "tinygpt", "TinyGpt: forward + cross-entropy + backward + AdamW step on (batch, ctx)", TinyGptBenches.Train),
+            new("generate", "tinygpt", "TinyGpt: 64 prompts x 8 tokens, 64 new tokens at T=1, with (generate_cache) and without (generate_nocache) the KV cache", TinyGptBenches.Generate),
+            new("logprobs", "tinygpt", "TinyGpt: no-grad log-probs of the 64 completion tokens of 64 sequences of 72 tokens", TinyGptBenches.Logprobs),
         ];
 
         public static int Run(string[] args)
@@ -92,9 +97,11 @@ namespace MinRL.Bench
                 switch (args[i])
                 {
                     case "--config":
-                        string c = Value().ToUpperInvariant();
-                        o = GptConfig.All.ContainsKey(c) ? o with { Config = c }
-                            : throw new ArgumentException($"--config must be one of {string.Join(", ", GptConfig.All.Keys)}, got '{c}'");
+                        var cs = Value().ToUpperInvariant().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+                        foreach (var c in cs)
+                            if (!BenchConfig.All.ContainsKey(c))
+                                throw new ArgumentException($"--config must be one or more of {string.Join(", ", BenchConfig.All.Keys)} (comma-separated), got '{c}'");
+                        o = o with { Configs = cs.Length > 0 ? cs.Distinct().ToArray() : throw new ArgumentException("--config needs a value") };
                         break;
                     case "--reps": o = o with { Reps = Positive(Value(), "--reps") }; break;
                     case "--threads": o = o with { Threads = Positive(Value(), "--threads") }; break;
@@ -102,6 +109,11 @@ namespace MinRL.Bench
                         string v = Value();
                         o = double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out double s) && s >= 0
                             ? o with { WarmupSeconds = s } : throw new ArgumentException($"--warmup must be seconds >= 0, got '{v}'");
+                        break;
+                    case "--budget":
+                        string bv = Value();
+                        o = double.TryParse(bv, NumberStyles.Float, CultureInfo.InvariantCulture, out double bs) && bs > 0
+                            ? o with { BudgetSeconds = bs } : throw new ArgumentException($"--budget must be seconds > 0, got '{bv}'");
                         break;
                     case "-h": case "--help": case "--list": return ([], o);
                     default:
@@ -123,11 +135,12 @@ namespace MinRL.Bench
         }
 
         static string Usage() =>
-            "usage: dotnet run -c Release --project tests/bench -- <bench>... [--config S|M|L] [--reps N] [--threads N] [--warmup SECONDS]\n" +
-            "  defaults: --config S --reps 20 --threads 2 --warmup 1\n" +
+            "usage: dotnet run -c Release --project tests/bench -- <bench>... [--config S|M|L|S,M,...] [--reps N] [--threads N] [--warmup SECONDS] [--budget SECONDS]\n" +
+            "  defaults: --config S,M,L --reps 20 --threads 2 --warmup 1 --budget 30 (timed calls stop after 30 s, at least 3)\n" +
             "benches:\n" +
             string.Concat(Registry.Select(b => $"  {b.Name,-12} [{b.Group}] {b.Description}\n")) +
             "  micro        every micro-benchmark\n" +
+            "  tinygpt      train, generate and logprobs (on every --config)\n" +
             "  all          every bench above";
     }
 }

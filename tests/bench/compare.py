@@ -2,7 +2,7 @@
 """Side-by-side benchmark: MinTorch (tests/bench, C#) against PyTorch (torch_micro.py), same machine.
 
     /usr/bin/python3 tests/bench/compare.py [<bench>...] [--procs 3] [--reps 20] [--threads 2]
-                                            [--warmup 1] [--config S] [--json results.json]
+                                            [--warmup 1] [--budget 30] [--config S,M,L] [--json results.json]
 
 Builds tests/bench once in Release, then runs the two programs ALTERNATELY (MinTorch, PyTorch,
 PyTorch, MinTorch, ... so slow drift of the machine hits both alike), --procs processes each, never
@@ -25,10 +25,9 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 PROJECT = os.path.join(HERE, "MinRL.Bench.csproj")
 PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 
-# Which PyTorch script times each bench. EXTENSION POINT: the TinyGpt workloads (train, generate,
-# logprobs) go to torch_tinygpt.py once it exists; add them here and to Program.cs's Registry.
+# Which PyTorch script times each bench (the C# side has them all, in Program.cs's Registry).
 MICRO = ["matmul", "softmax", "layer_norm"]
-TINYGPT = []  # later: ["train", "generate", "logprobs"]
+TINYGPT = ["train", "generate", "logprobs"]
 TORCH_SCRIPT = {**{b: "torch_micro.py" for b in MICRO}, **{b: "torch_tinygpt.py" for b in TINYGPT}}
 GROUPS = {"micro": MICRO, "tinygpt": TINYGPT, "all": MICRO + TINYGPT}
 
@@ -91,25 +90,36 @@ def main(argv=None):
     p.add_argument("--reps", type=int, default=20, help="timed repetitions per workload per process (default 20)")
     p.add_argument("--threads", type=int, default=2, help="threads for both sides (default 2)")
     p.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per workload (default 1)")
-    p.add_argument("--config", choices=["S", "M", "L"], default="S", help="TinyGpt config (default S)")
+    p.add_argument("--budget", type=float, default=30.0,
+                   help="each process stops timing a workload after this many seconds, 3 reps at least (default 30)")
+    p.add_argument("--config", default="S,M,L",
+                   help="TinyGpt configs, S, M, L or a comma-separated list (default S,M,L); micro benches ignore it")
     p.add_argument("--json", metavar="PATH", help="also write every raw line and the summary to PATH")
     p.add_argument("--no-build", action="store_true", help="use the existing Release build")
     args = p.parse_args(argv)
     if args.procs < 1:
         p.error("--procs must be >= 1")
 
+    configs = list(dict.fromkeys(c.strip().upper() for c in args.config.split(",") if c.strip()))
+    if not configs or any(c not in ("S", "M", "L") for c in configs):
+        p.error(f"--config must be one or more of S, M, L (comma-separated), got '{args.config}'")
+    args.config = ",".join(configs)
+
     benches = expand(args.benches)
     common = ["--reps", str(args.reps), "--threads", str(args.threads), "--warmup", str(args.warmup),
-              "--config", args.config]
+              "--budget", str(args.budget)]
     if not args.no_build:
         build()
     dll = target_path()
-    mintorch_cmd = ["dotnet", dll, *benches, *common]
+    mintorch_cmd = ["dotnet", dll, *benches, *common, "--config", args.config]
     torch_cmds = []
     for script in dict.fromkeys(TORCH_SCRIPT[b] for b in benches):
         mine = [b for b in benches if TORCH_SCRIPT[b] == script]
-        torch_cmds.append([PYTHON, os.path.join(HERE, script), *mine, *common])
+        config = ["--config", args.config] if script == "torch_tinygpt.py" else []
+        torch_cmds.append([PYTHON, os.path.join(HERE, script), *mine, *common, *config])
 
+    load_before = os.getloadavg()
+    started = time.time()
     raw = []  # every JSON line, tagged with its process number
     for proc in range(args.procs):
         order = ["mintorch", "torch"] if proc % 2 == 0 else ["torch", "mintorch"]
@@ -121,19 +131,28 @@ def main(argv=None):
                     line["proc"] = proc
                     raw.append(line)
 
+    # The machine's load (1, 5, 15-minute averages of runnable processes; this program keeps one busy
+    # thread per --threads): with other work running, ratios mean less (see README, Fairness).
+    load = {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in os.getloadavg()],
+            "minutes": round((time.time() - started) / 60, 1), "cpus": os.cpu_count()}
     summary = summarize(raw)
     print_table(summary, args)
+    print(f"machine load (1/5/15-min averages) before {load['before']}, after {load['after']}, "
+          f"{load['cpus']} CPUs, {load['minutes']} minutes")
     print(json.dumps({"summary": summary, "procs": args.procs, "reps": args.reps, "threads": args.threads,
-                      "config": args.config}))
+                      "config": args.config, "load": load}))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"summary": summary, "raw": raw, "args": vars(args)}, f, indent=1)
+            json.dump({"summary": summary, "raw": raw, "args": vars(args), "load": load}, f, indent=1)
         print(f"wrote {args.json}", file=sys.stderr)
 
 
 def summarize(raw):
-    """Per (bench, workload, config): median of the per-process medians of each side, and their ratio."""
+    """Per (bench, workload, config): median of the per-process medians of each side, and their ratio.
+    Rows come grouped by config (micro-benchmarks, then S, M, L), workloads in the order they ran."""
     keys = list(dict.fromkeys((l["bench"], l["workload"], l["config"]) for l in raw))
+    config_order = {"-": 0, "S": 1, "M": 2, "L": 3}
+    keys.sort(key=lambda k: config_order.get(k[2], 9))  # stable: keeps the run order within a config
     out = []
     for bench, workload, config in keys:
         row = {"bench": bench, "workload": workload, "config": config}
@@ -155,7 +174,8 @@ def summarize(raw):
 
 
 def print_table(summary, args):
-    print(f"\nMinTorch vs PyTorch, {args.threads} threads, {args.procs} processes x {args.reps} reps each; "
+    print(f"\nMinTorch vs PyTorch, {args.threads} threads, {args.procs} processes x up to {args.reps} reps each "
+          f"(at most {args.budget:g} s of timed calls per workload, 3 at least); "
           f"median of per-process medians (spread = min..max of those medians)")
     head = f"{'workload':<20} {'cfg':>3}  {'MinTorch ms':>12} {'spread':>17}  {'PyTorch ms':>12} {'spread':>17}  {'ratio':>6}  note"
     print(head)

@@ -32,23 +32,30 @@ class Workload:
         self.shape, self.flops, self.config = shape, flops, config
 
 
-def measure(w, reps, warmup_s, threads):
-    """Warm up for about warmup_s seconds (at least 3 calls), then time reps calls; median and min."""
+MIN_WARMUP_CALLS = 2  # untimed calls at least, however long they take (as Harness.cs)
+MIN_REPS = 3          # timed calls at least, whatever the budget
+
+
+def measure(w, reps, warmup_s, threads, budget_s=30.0):
+    """Warm up for about warmup_s seconds (at least 2 calls), then time reps calls -- fewer (but at least 3)
+    once the timed calls have taken budget_s seconds; median and min. The same method as Harness.cs."""
     start = time.perf_counter()
     calls = 0
-    while calls < 3 or time.perf_counter() - start < warmup_s:
+    while calls < MIN_WARMUP_CALLS or time.perf_counter() - start < warmup_s:
         w.step()
         calls += 1
     gc.collect()
     times = []
-    for _ in range(reps):
+    spent = 0.0
+    while len(times) < reps and (len(times) < MIN_REPS or spent < budget_s * 1000):
         t0 = time.perf_counter_ns()
         w.step()
         times.append((time.perf_counter_ns() - t0) / 1e6)
+        spent += times[-1]
     median = statistics.median(times)
     line = {
         "bench": w.bench, "workload": w.name, "config": w.config, "impl": "torch",
-        "threads": threads, "reps": reps,
+        "threads": threads, "reps": len(times),
         "median_ms": round(median, 4), "min_ms": round(min(times), 4),
         "warmup_calls": calls,
     }
@@ -159,6 +166,7 @@ def main(argv=None):
     p.add_argument("--reps", type=int, default=20, help="timed repetitions per workload (default 20)")
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
     p.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per workload (default 1)")
+    p.add_argument("--budget", type=float, default=30.0, help="stop timing a workload after this many seconds, 3 reps at least (default 30)")
     p.add_argument("--config", choices=["S", "M", "L"], default="S",
                    help="TinyGpt config; accepted for symmetry with the C# program, unused by micro benches")
     args = p.parse_args(argv)
@@ -180,7 +188,7 @@ def main(argv=None):
     report_blas()
     for name in names:
         for w in MICRO[name]():
-            print(json.dumps(measure(w, args.reps, args.warmup, args.threads)), flush=True)
+            print(json.dumps(measure(w, args.reps, args.warmup, args.threads, args.budget)), flush=True)
 
 
 if __name__ == "__main__":
