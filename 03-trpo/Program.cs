@@ -151,18 +151,19 @@
 // the same draws for base and trained model):
 //
 //     seed   base → final            KL to base   backtracks/update   rejected   CPU (user+sys)   wall (load)
-//     1      0.252 → 0.477 (+22.5)   0.63 nats    2.52                0          66.5 s           165 s (13–14)
-//     2      0.252 → 0.481 (+22.9)   0.65 nats    2.60                0          70.7 s           168 s (12–13)
-//     3      0.252 → 0.484 (+23.2)   0.64 nats    2.32                0          68.0 s           110 s (9–12)
+//     1      0.252 → 0.477 (+22.5)   0.63 nats    2.52                0          65.7 s           45.5 s (2.2–2.8)
+//     2      0.252 → 0.481 (+22.9)   0.65 nats    2.60                0          63.7 s           60.6 s (2.8–3.5)
+//     3      0.252 → 0.484 (+23.2)   0.64 nats    2.32                0          63.0 s           58.2 s (3.5–5.1)
 //
-// The wall times are inflated by the load (the machine was never quiet); if two threads run 1.4–1.6× faster
-// than one, the CPU times put a quiet 2-core run at 42–50 s. Where an update's time goes (seed 1, profiled): sampling 8%, the gradient
-// on 2048 completions 28%, the 11 Fisher-vector products on 128 completions 37%, the line search 25% (each
-// try is one forward pass of the whole batch).
+// (load = `uptime`'s 1-minute average before and after, on 2 cores; the same runs at load 9–15 took
+// 110–168 s and gave the same numbers bit for bit); we estimate 40–45 s on a quiet machine. Where an
+// update's time goes (seed 1, profiled): sampling 8%, the gradient on 2048 completions 28%, the 11
+// Fisher-vector products on 128 completions 37%, the line search 25% (each try is one forward pass of the
+// whole batch).
 //
-// Every update backtracked 2–3 times: the full step's true KL is 2.5–3× δ, because the Fisher of 128
-// completions has not seen the directions the other 1920 contribute to g, where only the damping λ bounds
-// the step. No step was rejected. The gain is steady but slow, about one point per update, and what was
+// Updates backtracked 1 to 5 times, 2.3–2.6 on average: the full step's true KL is 2–3× δ (--npg below
+// measures it), because the Fisher of 128 completions has not seen the directions the other 1920
+// contribute to g, where only the damping λ bounds the step. No step was rejected. The gain is steady but slow, about one point per update, and what was
 // tried to speed it up did not (seed 1, 20 updates, gain in points): δ 0.03 / 0.05 / 0.1 → +19.7 / +21.7 /
 // +18.2; λ = 1 → +21.5; 1024 completions × 40 updates → +18 (2048 × 20: +20.5, both with the batch-mean
 // baseline); eight completions per prompt with their mean as the baseline (the idea of the paper's "vine"
@@ -173,6 +174,11 @@
 // completions with a running-mean baseline; here +23 from 51k), at several times the compute per
 // completion: the trust region buys steps that cannot collapse the policy (chapter 1's lr 1e-3 did), not
 // speed. The bar for this chapter, +30 points in 60 s, is not met: +22.5 to +23.2.
+//
+// --npg (seed 1): the full step's KL is 0.10–0.16 per token, 2–3× δ, every update; it still learns, +19.1
+// (KL 0.77 nats to the base), for 54 CPU-seconds instead of 66 (no line-search passes). With --quick's
+// 256 completions and the Fisher on 16 of them, the full step's KL is ≈ 1.1 and three updates take accuracy
+// to 0.02: the line search is what makes small batches safe.
 using System.Diagnostics;
 using MinRL;
 using MinTorch;
