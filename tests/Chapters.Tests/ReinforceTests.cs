@@ -7,7 +7,7 @@ namespace MinRL.Chapters.Tests;
 /// <summary>Chapter 1 (REINFORCE): the pure functions against known values and exact expectations.</summary>
 public class ReinforceTests
 {
-    // The hand-made batch of tests/Chapters.Tests/reference/reinforce_known_values.py: N = 3 completions of
+    // The hand-made batch of tests/reference/reinforce_known_values.py: N = 3 completions of
     // M = 4 tokens over V = 5 tokens, logits from a formula, row 0 ends at its 3rd token, row 2 at its 1st.
     private const int N = 3, M = 4, V = 5;
     private static readonly long[] Actions = [1, 4, 2, 0, 3, 3, 0, 2, 2, 0, 0, 0];

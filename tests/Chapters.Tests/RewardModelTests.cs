@@ -7,7 +7,7 @@ namespace MinRL.Chapters.Tests;
 /// <summary>Chapter 5 (the Bradley–Terry reward model): the pure functions against known values.</summary>
 public class RewardModelTests
 {
-    // The hand-made scores (tests/Chapters.Tests/reference/reward_model_known_values.py).
+    // The hand-made scores (tests/reference/reward_model_known_values.py).
     private static readonly double[] ChosenScores = [1.0, 0.5, -0.2];
     private static readonly double[] RejectedScores = [0.0, 0.7, -1.2];
     private static readonly double[] MarginValues = [0.5, 0.0, 1.0];

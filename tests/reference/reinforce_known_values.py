@@ -1,5 +1,5 @@
 # Known values for tests/Chapters.Tests/ReinforceTests.cs (chapter 1, REINFORCE), computed with PyTorch.
-#   /usr/bin/python3 tests/Chapters.Tests/reference/reinforce_known_values.py
+#   /usr/bin/python3 tests/reference/reinforce_known_values.py
 # The batch is hand-made: logits from a formula both languages can write, fixed actions, a completion mask
 # with padding after <eos>, 0/1 rewards and a baseline. Prints the loss, its gradient with respect to the
 # logits, the per-sequence log-probs, and the k3 KL per sequence against a second set of logits.

@@ -1,5 +1,5 @@
 # Known values for tests/Chapters.Tests/RewardModelTests.cs (chapter 5, the Bradley–Terry reward model),
-# computed with PyTorch:   /usr/bin/python3 tests/Chapters.Tests/reference/reward_model_known_values.py
+# computed with PyTorch:   /usr/bin/python3 tests/reference/reward_model_known_values.py
 # The scores are the hand-made example: r_c = [1, 0.5, −0.2], r_r = [0, 0.7, −1.2], margins [0.5, 0, 1].
 # Prints the Bradley–Terry loss −mean log σ(r_c − r_r − m) without and with the margins, its gradients with
 # respect to r_c and r_r, the centring term η·mean (r_c + r_r)² with η = 0.01 and its gradient, and Pearson's r
