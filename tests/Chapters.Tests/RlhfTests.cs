@@ -175,6 +175,16 @@ public class RlhfTests
         Assert.Equal(0.375, RlhfMath.ValueLoss(v, old, g, m, 0.0).item<double>(), 14);
     }
 
+    [Fact]
+    public void StateKl_matches_pytorch_kl_div_and_is_0_for_equal_distributions()
+    {
+        // F.kl_div(log q, log p, reduction="none", log_target=True).sum(-1) = Σ p (log p − log q).
+        var logits = T([1.0, 2.0, 0.5, 0.0, 0.0, 0.0], 2, 3);
+        var refLogits = T([0.5, 1.0, 1.0, 1.0, 0.0, -1.0], 2, 3);
+        Close([0.16767278027888147, 0.3089936757762706], RlhfMath.StateKl(logits, refLogits), 1e-15);
+        Close([0, 0], RlhfMath.StateKl(logits, logits + 3.0), 1e-15, "shifted logits are the same distribution");
+    }
+
     // ------------------------------------------------------------------ the adaptive KL controller
 
     [Theory]
@@ -212,7 +222,8 @@ public class RlhfRunTests
             s.Beta,
             s.FinalBeta,
             curve = s.Curve,
-            metrics = s.Log.Columns.Where(c => c != "step_ms").ToDictionary(c => c, c => s.Log.Column(c)),
+            // NaN marks the iterations without a held-out evaluation (JSON has no NaN: null).
+            metrics = s.Log.Columns.Where(c => c != "step_ms").ToDictionary(c => c, c => s.Log.Column(c).Select(v => double.IsNaN(v) ? (double?)null : v)),
         };
         return new
         {

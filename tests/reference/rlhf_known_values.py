@@ -87,3 +87,9 @@ for t in reversed(range(5)):
     nxt_v = vm[:, t]
 print("gae_adv", [[repr(x) for x in row] for row in adv.tolist()])
 print("gae_ret", [[repr(x) for x in row] for row in ((adv + vm) * mask).tolist()])
+
+# Exact KL of next-token distributions, KL(p || q) = sum p (log p - log q), per position.
+lg = torch.tensor([[1.0, 2.0, 0.5], [0.0, 0.0, 0.0]], dtype=d)
+rl = torch.tensor([[0.5, 1.0, 1.0], [1.0, 0.0, -1.0]], dtype=d)
+lp, lq = lg.log_softmax(-1), rl.log_softmax(-1)
+print("state_kl", [repr(x) for x in F.kl_div(lq, lp, reduction="none", log_target=True).sum(-1).tolist()])
