@@ -313,6 +313,9 @@ public static class Program
                 ["train_s"] = trainSeconds,
                 ["ms_per_step"] = 1000 * trainSeconds / steps,
                 ["grad_var_ratio_median"] = varRatios.Length > 0 ? varRatios[varRatios.Length / 2] : double.NaN,
+                ["models_held"] = 2,                                    // the policy, and the frozen base for the KL
+                ["trainable_params"] = policy.NumParameters(),
+                ["samples_generated"] = (long)steps * args.BatchSize,   // completions sampled for training
             },
         });
         return 0;

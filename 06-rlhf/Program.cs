@@ -243,6 +243,10 @@ public sealed record Args : LabArgs
 
 public static class Program
 {
+    /// <summary>The seed of the evaluation sampler: fixed (the same in every chapter of the book), so every checkpoint of
+    /// every run is scored on the same random numbers and every chapter reports the same base model.</summary>
+    private const ulong EvalSeed = 1234;
+
     static int Main(string[] args) =>
         Lab.Run<Args>(args, "06-rlhf", "RLHF end to end: SFT model → Bradley–Terry reward model → PPO with a per-token KL penalty", Train);
 
@@ -324,7 +328,7 @@ public static class Program
         long stage3Params = sft.NumParameters() + rmParams;                   // actor (π_SFT's shape) + critic (the RM's shape)
         var summary = new RunSummary
         {
-            Metric = "gold score (held-out, sampled, T = 1)",
+            Metric = "held-out gold score (sampled, T = 1)",
             Base = main.Base.Gold,
             Final = main.Final.Gold,
             Kl = main.Final.Kl,
@@ -633,7 +637,7 @@ public static class Program
     /// </summary>
     static Eval Evaluate(TinyGpt actor, TinyGpt reference, TinyGpt rm, PreferenceWorld world, IReadOnlyList<Problem> problems, int step, Args args)
     {
-        var rollout = Rollouts.Generate(actor, ArithmeticTask.EncodePrompts(problems), M, generator: new Generator((ulong)args.Seed + 9000));
+        var rollout = Rollouts.Generate(actor, ArithmeticTask.EncodePrompts(problems), M, generator: new Generator(EvalSeed));
         using var _ = no_grad();
         bool wasTraining = actor.training;
         actor.eval();

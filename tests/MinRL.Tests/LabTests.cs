@@ -650,17 +650,19 @@ public class LabTests : IDisposable
         string dir = Path.Combine(_dir, "finish");
         Directory.CreateDirectory(dir);
         File.WriteAllText(Path.Combine(dir, "metrics.csv"), "step\n");
-        var summary = Sample() with { Extra = new() { ["greedy_final"] = 0.8 } };
+        var summary = Sample() with { Extra = new() { ["greedy_final"] = 0.8, ["mode"] = LossMode.DrGrpo } };
         var (stdout, _, path) = Capture(() => Lab.Finish(summary, dir));
         Assert.Equal(Path.Combine(dir, "summary.json"), path);
         var back = RunSummary.Read(path);
         Assert.Equal(summary with { Extra = back.Extra }, back);
         Assert.Equal(0.8, back.Extra["greedy_final"]);
+        Assert.Equal("dr-grpo", back.Extra["mode"]);
         Assert.Contains("00-test, seed 3", stdout);
         Assert.Contains("| gold metric     | accuracy (T = 1) |", stdout);
         Assert.Contains("| after training  | 0.75 (+0.5)      |", stdout);
         Assert.Contains("| KL to reference | 0.5 nats         |", stdout);
         Assert.Contains("| greedy_final    | 0.8              |", stdout);
+        Assert.Contains("| mode            | dr-grpo          |", stdout);   // an enum as typed on the command line, not its number
         Assert.Contains($"results in {dir}{Path.DirectorySeparatorChar}: metrics.csv, summary.json", stdout);
         Assert.DoesNotContain("\x1b", stdout);
     }

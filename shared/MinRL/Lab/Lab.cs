@@ -275,7 +275,12 @@ public static class Lab
             new object?[] { "peak memory", $"{Fmt(summary.PeakMb)} MiB" },
         };
         foreach (var (k, v) in summary.Extra)
-            rows.Add([k, v is double or float or string or null ? Cell(v) : JsonSerializer.Serialize(v, v.GetType())]);
+            rows.Add([k, v switch
+            {
+                double or float or string or null => Cell(v),
+                Enum e => Options.Kebab(e.ToString()),          // as on the command line, not its number
+                _ => JsonSerializer.Serialize(v, v.GetType()),
+            }]);
         Table($"{summary.Chapter}, seed {summary.Seed.ToString(CultureInfo.InvariantCulture)}", ["", "value"], rows);
 
         var files = Directory.GetFiles(dir).Select(Path.GetFileName).Order(StringComparer.Ordinal).ToList();

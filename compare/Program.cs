@@ -1,0 +1,175 @@
+// The book's side-by-side comparison: every chapter, one seed, the same base model, one table.
+//
+//     dotnet run -c Release --project compare                          # all chapters, seed 1
+//     dotnet run -c Release --project compare -- --chapters 04,07      # a subset
+//     dotnet run -c Release --project compare -- --table-only          # re-print the table of the last runs
+//
+// Each chapter runs in its own process (`dotnet run -c Release --project <chapter> -- --seed S --out
+// <out>/<chapter>`), one after the other — never two at once, so each gets the whole machine and its
+// wall time and peak memory are its own. Every chapter starts from the same cached base model
+// (BaseModel.Load(new BaseModelConfig())), so the "base" column is the same model measured by each
+// chapter's own gold metric. The table is read from the summary.json each chapter writes:
+//
+//     algorithm        the chapter's method
+//     models held      networks in memory while training (policy, reference, critic, reward model)
+//     trainable        parameters the optimiser updates
+//     samples          completions sampled for training (0 for offline methods: DPO, the reward model)
+//     gold metric      what the chapter is judged by: sampled accuracy on held-out problems for the
+//                      verifiable task, mean hidden gold score for the preference chapters, preference
+//                      accuracy for the reward model
+//     base → final     that metric before and after training
+//     KL               KL(π_θ ‖ π_ref) per completion at the end, nats
+//     wall, peak       seconds and MiB of the chapter's process
+//
+// The table is printed, and written beside the runs as comparison.md (the README's copy) and
+// comparison.json.
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using MinRL;
+
+namespace Compare;
+
+public sealed record Args : LabArgs
+{
+    [Help("not used: each chapter runs its own default number of steps (giving it is an error)")]
+    public override int Steps { get; init; } = 1;
+
+    [Help("chapters to run: all, or a comma-separated list of numbers or folder names (e.g. 01,4,07-dpo)")]
+    public string Chapters { get; init; } = "all";
+
+    [Help("run nothing: read the summary.json files already under --out and print the table")]
+    public bool TableOnly { get; init; }
+}
+
+public static class Program
+{
+    static int Main(string[] argv) =>
+        Lab.Run<Args>(argv, "compare", "every chapter with one seed on the same base model, side by side", Run);
+
+    /// <summary>The method each chapter implements, as the table names it.</summary>
+    public static readonly IReadOnlyDictionary<string, string> Algorithms = new Dictionary<string, string>
+    {
+        ["01-policy-gradient"] = "REINFORCE",
+        ["02-actor-critic-gae"] = "actor-critic + GAE",
+        ["03-trpo"] = "TRPO",
+        ["04-ppo"] = "PPO",
+        ["05-reward-model"] = "reward model (Bradley–Terry)",
+        ["06-rlhf"] = "RLHF (PPO on a reward model)",
+        ["07-dpo"] = "DPO",
+        ["08-grpo"] = "GRPO",
+    };
+
+    public static readonly string[] Headers =
+        ["algorithm", "models held", "trainable params", "samples generated", "gold metric", "base → final", "KL (nats)", "wall (s)", "peak (MiB)"];
+
+    static int Run(Args args)
+    {
+        if (args.IsGiven(nameof(args.Steps)))
+            throw new LabUsageException("compare: --steps would mean something different to every chapter; run one chapter with its own --steps instead");
+        string root = RepoRoot();
+        var chapters = Select(args.Chapters, Directory.GetDirectories(root).Select(Path.GetFileName).OfType<string>());
+        var summaries = new List<RunSummary>();
+        var failed = new List<string>();
+        foreach (var chapter in chapters)
+        {
+            string outDir = Path.Combine(args.Out, chapter);
+            if (!args.TableOnly)
+            {
+                Lab.Print($"── {chapter} ──────────────────────────────────────────");
+                int code = RunChapter(root, chapter, args, outDir);
+                if (code != 0) { failed.Add($"{chapter} (exit code {code})"); continue; }
+            }
+            string path = Path.Combine(outDir, "summary.json");
+            if (!File.Exists(path)) { failed.Add($"{chapter} (no {path})"); continue; }
+            summaries.Add(RunSummary.Read(path));
+        }
+
+        var rows = summaries.Select(Row).ToList();
+        Lab.Table($"MinRL side by side, seed {args.Seed.ToString(CultureInfo.InvariantCulture)}", Headers, rows);
+        File.WriteAllText(Path.Combine(args.Out, "comparison.md"), Markdown(Headers, rows), new UTF8Encoding(false));
+        File.WriteAllText(Path.Combine(args.Out, "comparison.json"),
+            "[\n" + string.Join(",\n", summaries.Select(s => s.ToJson().TrimEnd())) + "\n]\n", new UTF8Encoding(false));
+        Lab.Print($"written: {Path.Combine(args.Out, "comparison.md")}, comparison.json");
+        if (failed.Count == 0) return 0;
+        Lab.Error("not in the table: " + string.Join("; ", failed));
+        return 1;
+    }
+
+    /// <summary>The chapter folders named by <paramref name="spec"/> ("all", or numbers / folder names
+    /// separated by commas), in book order. An unknown name is an error listing the chapters.</summary>
+    public static List<string> Select(string spec, IEnumerable<string> folders)
+    {
+        var known = folders.Where(Algorithms.ContainsKey).Order(StringComparer.Ordinal).ToList();
+        if (spec.Trim() == "all") return known;
+        var picked = new List<string>();
+        foreach (var raw in spec.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            string? hit = int.TryParse(raw, NumberStyles.None, CultureInfo.InvariantCulture, out int n)
+                ? known.FirstOrDefault(f => f.StartsWith(n.ToString("00", CultureInfo.InvariantCulture) + "-", StringComparison.Ordinal))
+                : known.FirstOrDefault(f => f == raw);
+            if (hit is null)
+                throw new LabUsageException($"--chapters: no chapter '{raw}' (there are: {string.Join(", ", known)})");
+            if (!picked.Contains(hit)) picked.Add(hit);
+        }
+        return [.. picked.Order(StringComparer.Ordinal)];
+    }
+
+    /// <summary>One table row from a chapter's summary (missing extra keys print as "—").</summary>
+    public static object?[] Row(RunSummary s) =>
+    [
+        Algorithms.TryGetValue(s.Chapter, out var name) ? name : s.Chapter,
+        Count(s, "models_held"),
+        Count(s, "trainable_params"),
+        Count(s, "samples_generated"),
+        s.Metric,
+        $"{Lab.Fmt(s.Base)} → {Lab.Fmt(s.Final)}",
+        double.IsNaN(s.Kl) ? "—" : Lab.Fmt(s.Kl),
+        Math.Round(s.WallS, 1),
+        Math.Round(s.PeakMb),
+    ];
+
+    static object Count(RunSummary s, string key) =>
+        s.Extra.TryGetValue(key, out var v) && v is double d ? (long)Math.Round(d) : "—";
+
+    /// <summary>A GitHub-flavoured markdown table (numbers as <see cref="Lab.Fmt"/> prints them).</summary>
+    public static string Markdown(string[] headers, IEnumerable<object?[]> rows)
+    {
+        var sb = new StringBuilder();
+        sb.Append("| ").AppendJoin(" | ", headers).Append(" |\n");
+        sb.Append('|').AppendJoin("|", headers.Select(_ => "---")).Append("|\n");
+        foreach (var r in rows)
+            sb.Append("| ").AppendJoin(" | ", r.Select(Text)).Append(" |\n");
+        return sb.ToString();
+    }
+
+    static string Text(object? v) => v switch
+    {
+        null => "—",
+        long l => l.ToString("N0", CultureInfo.InvariantCulture),
+        double d => Lab.Fmt(d),
+        _ => Convert.ToString(v, CultureInfo.InvariantCulture) ?? "",
+    };
+
+    static int RunChapter(string root, string chapter, Args args, string outDir)
+    {
+        var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, WorkingDirectory = Directory.GetCurrentDirectory() };
+        foreach (var a in new[] { "run", "-c", "Release", "--project", Path.Combine(root, chapter), "--",
+                                  "--seed", args.Seed.ToString(CultureInfo.InvariantCulture), "--out", outDir })
+            psi.ArgumentList.Add(a);
+        if (args.Quick) psi.ArgumentList.Add("--quick");
+        if (args.Threads > 0) { psi.ArgumentList.Add("--threads"); psi.ArgumentList.Add(args.Threads.ToString(CultureInfo.InvariantCulture)); }
+        using var p = Process.Start(psi) ?? throw new InvalidOperationException("compare: could not start 'dotnet'");
+        p.WaitForExit();
+        return p.ExitCode;
+    }
+
+    /// <summary>The folder holding MinRL.sln, from the current directory upwards.</summary>
+    static string RepoRoot()
+    {
+        for (var d = new DirectoryInfo(Directory.GetCurrentDirectory()); d is not null; d = d.Parent)
+            if (File.Exists(Path.Combine(d.FullName, "MinRL.sln"))) return d.FullName;
+        throw new LabException("compare: run it from inside the MinRL repository (no MinRL.sln above the current folder)");
+    }
+}
