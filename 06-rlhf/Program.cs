@@ -139,24 +139,25 @@
 //
 // ─── Measured ─────────────────────────────────────────────────────────────────────────────────────────
 //
-// The default run (`dotnet run -c Release --project 06-rlhf -- --seed N`), 512 held-out prompts, one T = 1 sample each;
+// The default run (`dotnet run -c Release --project 06-rlhf -- --seed N`), 512 held-out prompts, one T = 1 sample each
+// (the book's eval seed, so every run and chapter scores the same SFT model: gold 0.420, correct 0.252, '.' share 0.56);
 // gold = mean gold score, proxy = mean normalised RM score, KL in nats per completion. On 2 cores shared with other jobs
-// (load average 15–19), so the wall times (174–206 s) are inflated; each whole run used 61–71 s of CPU time.
+// (load average 7–11): 72–109 s of wall time, 57–61 s of CPU time per run (RM ≈ 15 s, each β ≈ 20 s).
 //
-//   seed  RM held-out acc.     β      KL     proxy          gold            correct         '.' share
-//         (style / correct.)
-//   1     0.71 (0.94 / 0.65)   0.2    0.85   −0.07 → 0.81   0.403 → 0.515   0.238 → 0.225   0.56 → 0.99
-//                              0.02   4.48   −0.07 → 0.95   0.403 → 0.265   0.238 → 0.082   0.56 → 0.99
-//   2     0.66 (0.94 / 0.52)   0.2    0.95    0.05 → 0.78   0.437 → 0.484   0.252 → 0.195   0.64 → 0.99
-//                              0.02   5.10    0.05 → 0.96   0.437 → 0.212   0.252 → 0.029   0.64 → 0.99
-//   3     0.68 (0.93 / 0.60)   0.2    0.74   −0.04 → 0.69   0.406 → 0.557   0.244 → 0.268   0.56 → 0.99
-//                              0.02   3.31   −0.04 → 0.76   0.406 → 0.391   0.244 → 0.104   0.56 → 0.99
+//   seed  RM held-out acc.     β      KL     proxy          gold                    correct   '.' share  well-formed
+//         (style / correct.)                                final  (peak)
+//   1     0.71 (0.94 / 0.65)   0.2    0.86   −0.06 → 0.79   0.420 → 0.525           0.236     0.99       0.97
+//                              0.02   4.51   −0.06 → 0.95   0.420 → 0.254 (0.486)   0.068     0.99       0.62
+//   2     0.66 (0.94 / 0.52)   0.2    0.95   −0.07 → 0.76   0.420 → 0.485           0.195     0.99       0.97
+//                              0.02   5.05   −0.07 → 0.94   0.420 → 0.231 (0.448)   0.045     0.98       0.62
+//   3     0.68 (0.93 / 0.60)   0.2    0.73   −0.04 → 0.68   0.420 → 0.525           0.234     0.99       0.98
+//                              0.02   3.32   −0.04 → 0.75   0.420 → 0.383 (0.484)   0.096     0.99       0.96
 //
-// At β = 0.2 RLHF raises the gold score by +0.05 to +0.15, nearly all of it through the "." (the one thing the RM got
-// right); correctness moves by −6 to +2 points, as the RM (right on 52–65% of the correctness-only pairs) gives it little
-// signal either way. At β = 0.02 the policy travels 4–6× further, the proxy keeps climbing, and gold peaks early
-// (0.44–0.46, at KL ≈ 1) and then falls below the SFT model's as correctness collapses (to 3–10%) and answers turn
-// malformed (well-formed share 0.97 → 0.61 in seeds 1 and 2): the RM pays for "." on anything, including `36+31=118.`.
+// At β = 0.2 RLHF raises the gold score by +0.07 to +0.11, all of it through the "." (the one thing the RM got right:
+// '.' share 0.56 → 0.99); correctness slips by 2 to 6 points, as the RM (right on 52–65% of the correctness-only pairs)
+// gives it little signal either way. At β = 0.02 the policy travels 4–6× further, the proxy keeps climbing, and gold
+// peaks early (0.45–0.49, at KL ≈ 1) and then falls below the SFT model's as correctness collapses (to 4–10%) and, in
+// seeds 1 and 2, answers turn malformed (well-formed 0.98 → 0.62): the RM pays for "." on anything, `36+31=118.` included.
 // That is Gao et al.'s picture: the gold-vs-KL curve rises, peaks and falls while the proxy-vs-KL curve does not.
 using System.Diagnostics;
 using MinRL;

@@ -262,12 +262,12 @@ public class RlhfRunTests
     public void A_quick_run_at_a_moderate_beta_raises_the_gold_score()
     {
         var r = Program.Run(new Args { RmTrainProblems = 2048, RmSteps = 120, Steps = 20, SmallBeta = 0, Seed = 1, Out = TempOut("learns") });
-        // Measured (seed 1, these settings): RM style-only accuracy 0.90; proxy −0.04 → 0.64; gold 0.403 → 0.459 (+0.056);
-        // '.' share 0.56 → 0.97; KL 0.86 nats. The bars are about half the gains.
+        // Measured (seed 1, these settings): RM style-only accuracy 0.90; proxy −0.01 → 0.61; gold 0.420 → 0.513 (+0.094);
+        // '.' share 0.56 → 0.96; KL 0.84 nats. The bars are about half the gains.
         var (b, f) = (r.Main.Base, r.Main.Final);
         Assert.True(r.RewardModel.StyleOnlyAccuracy > 0.85, $"the reward model did not learn the style: style-only pairs {r.RewardModel.StyleOnlyAccuracy}");
-        Assert.True(f.Proxy - b.Proxy > 0.4, $"proxy {b.Proxy} → {f.Proxy}: PPO did not raise the reward model's score");
-        Assert.True(f.Gold - b.Gold >= 0.03, $"gold {b.Gold} → {f.Gold}: RLHF did not raise the gold score");
+        Assert.True(f.Proxy - b.Proxy > 0.3, $"proxy {b.Proxy} → {f.Proxy}: PPO did not raise the reward model's score");
+        Assert.True(f.Gold - b.Gold >= 0.045, $"gold {b.Gold} → {f.Gold}: RLHF did not raise the gold score");
         Assert.True(f.Period - b.Period > 0.2, $"'.' share {b.Period} → {f.Period}");
         Assert.True(f.Kl is > 0.1 and < 5, $"KL to the reference {f.Kl}");
     }
