@@ -1,0 +1,528 @@
+// Chapter 8 — GRPO: group relative policy optimisation.
+//
+//     dotnet run -c Release --project 08-grpo                                   # the default run (< 60 s)
+//     dotnet run -c Release --project 08-grpo -- --scale-rewards none --loss-type dr-grpo   # Dr. GRPO
+//     dotnet run -c Release --project 08-grpo -- --help                         # every option
+//
+// ─── The setting ─────────────────────────────────────────────────────────────────────────────────────
+//
+// As in chapter 1: a prompt q = "<bos>47+9=", the tiny GPT π_θ writes a completion o = (o_1, …, o_|o|)
+// one token at a time, and a rule scores the whole completion at the end. The rule here is DeepSeek-R1's
+// pair of rewards — one for being right, one for being in the expected form:
+//
+//     r(q, o) = 1[o is the sum, written correctly] + b · 1[o is well-formed: 1–3 digits, optional ".", <eos>]
+//
+// (b = --format-bonus). Chapter 4 (PPO) learned a value function V(s) to judge each token's action; that is
+// a second network the size of the policy, trained alongside it. GRPO (Shao et al. 2024, DeepSeekMath §4.1)
+// throws it away and asks a cheaper question: how did this completion do compared with the OTHER
+// completions of the same prompt?
+//
+// ─── Group-relative advantages ───────────────────────────────────────────────────────────────────────
+//
+// For each prompt q, sample a group of G completions o_1 … o_G from the policy that is about to be updated,
+// π_θold, and score them: r_1 … r_G. Every token of completion i gets the same advantage
+//
+//     Â_{i,t} = (r_i − mean(r_1..r_G)) / (std(r_1..r_G) + ε)          (DeepSeekMath §4.1.2, "outcome supervision")
+//
+// with the Bessel-corrected std (÷ (G − 1), torch.std's default) and ε = 1e-4 (TRL's GRPOTrainer). Why this
+// works — chapter 1 showed that subtracting a baseline b leaves the policy gradient unbiased when b does not
+// depend on the sample, and that the best b knows the prompt. The group mean IS a per-prompt baseline,
+// estimated by Monte Carlo instead of by a critic. It includes r_i itself, which costs a little:
+//
+//     E[(r_i − r̄) ∇log π(o_i)] = E[r_i ∇log π(o_i)] − (1/G) E[r_i ∇log π(o_i)] − (1/G) Σ_{j≠i} E[r_j] E[∇log π(o_i)]
+//                              = (1 − 1/G) ∇J                       (samples are independent and E[∇log π] = 0)
+//
+// — the right direction, shrunk by 1 − 1/G (leave-one-out, RLOO, removes even that). Dividing by the group's
+// std is a different matter. It makes every prompt's advantages unit-size whatever the spread of its rewards,
+// so a prompt the model nearly always gets right (rewards 1,1,1,1,1,1,1,0: std 0.35) pushes as hard as a
+// coin-flip one (std 0.53) — and a group that differs only in FORMAT (b = 0.1 for some, 0 for others) is
+// scaled up to push as hard as one that differs in correctness. Liu et al. 2025 ("Understanding R1-Zero-like
+// training", Dr. GRPO) call this a question-level difficulty bias and drop the division; TRL also offers the
+// std of the whole batch instead (Hu 2025, REINFORCE++). The switch: --scale-rewards group | batch | none.
+//
+// When all G rewards are equal — every sample right, or every sample wrong — r_i − r̄ = 0 for all i, the std
+// is 0, and Â = 0 / (0 + ε) = 0: the group teaches nothing (only the KL term below acts on it), and no NaN
+// appears. Such groups are common at both ends — all-wrong ones while the policy is weak, all-right ones as it
+// improves — so the program logs their share, `zero_std_frac` (a third of the groups here, see Measured);
+// DAPO (Yu et al. 2025) re-samples until the batch has none ("dynamic sampling"). Here they are simply kept.
+//
+// ─── The objective ───────────────────────────────────────────────────────────────────────────────────
+//
+// With ρ_{i,t}(θ) = π_θ(o_{i,t} | q, o_{i,<t}) / π_θold(o_{i,t} | q, o_{i,<t}), DeepSeekMath's eq. 3 maximises
+//
+//     J(θ) = E_{q, {o_i} ~ π_θold} (1/G) Σ_i (1/|o_i|) Σ_t { min[ ρ_{i,t} Â_{i,t}, clip(ρ_{i,t}, 1 − ε, 1 + ε) Â_{i,t} ]
+//                                                          − β D_KL[π_θ ‖ π_ref]_{i,t} }
+//
+// * The first term is PPO's clipped surrogate (chapter 4) with the group advantage in place of GAE. The same
+//   samples are used for μ gradient steps (--iterations); ρ measures how far θ has moved from θold on each
+//   sampled token, and min/clip removes the incentive to move it beyond 1 ± ε: once a token's ratio is past
+//   the edge on the side its advantage favours, its gradient is exactly 0. The share of such tokens is
+//   `clip_frac` (TRL's definition: ρ < 1 − ε with Â < 0, or ρ > 1 + ε with Â > 0). With μ = 1 the only step is
+//   taken at θ = θold, where ρ = 1 and nothing is clipped: the objective is then the plain policy gradient
+//   with a group baseline, and its gradient is (1/G) Σ_i Â_i (1/|o_i|) Σ_t ∇log π_θ(o_{i,t}) (∇ρ = ρ ∇log π).
+//
+// * The second term keeps π_θ near the reference π_ref — the frozen base model. GRPO puts it in the LOSS,
+//   per token, instead of into the reward as RLHF-PPO does (chapter 6), so the advantages stay the rule's
+//   alone. Its estimator (eq. 4) is Schulman's k3, unbiased for the KL and never negative:
+//
+//     D_KL[π_θ ‖ π_ref]_{i,t} ≈ k3 = π_ref/π_θ − log(π_ref/π_θ) − 1 = e^x − x − 1,   x = log π_ref(o_{i,t}) − log π_θ(o_{i,t})
+//
+//   (E_{π_θ}[e^x] = Σ_a π_ref(a) = 1, so E[k3] = E[−x] = KL; and e^x ≥ 1 + x, so k3 ≥ 0.) Note what its
+//   GRADIENT is: ∂k3/∂log π_θ = 1 − e^x, so on tokens drawn from π_θ (μ = 1)
+//
+//     E_{a∼π_θ}[(1 − π_ref(a)/π_θ(a)) ∇log π_θ(a)] = 0 − Σ_a π_ref(a) ∇log π_θ(a) = ∇_θ KL(π_ref ‖ π_θ),
+//
+//   the gradient of the KL taken the OTHER way round (at each visited state; the effect of θ on which states
+//   are visited is ignored, as in every per-token penalty). It still pulls π_θ towards π_ref; it is just
+//   not the gradient of the number it estimates. β = 0.04 is DeepSeekMath's (§4.2).
+//
+// ─── Three ways to average: --loss-type ──────────────────────────────────────────────────────────────
+//
+// Write ℓ_{i,t} = −min[…] + β k3 for the per-token loss and m_{i,t} for the completion mask (1 through the
+// first <eos>). TRL's GRPOTrainer (_compute_loss, loss_type) names the three ways people average it:
+//
+//     grpo      L = (1/N) Σ_i  Σ_t m_{i,t} ℓ_{i,t} / Σ_t m_{i,t}        each COMPLETION weighs the same (the paper)
+//     dapo      L = Σ_i Σ_t m_{i,t} ℓ_{i,t} / Σ_i Σ_t m_{i,t}          each TOKEN weighs the same (DAPO §3.3)
+//     dr-grpo   L = Σ_i Σ_t m_{i,t} ℓ_{i,t} / (N · L_max)             a constant normaliser (Dr. GRPO §3.2)
+//
+// with N = prompts × G completions and L_max = 5, the longest a completion can be. Under `grpo` a token of a
+// short completion weighs more than one of a long completion: a wrong answer (Â < 0) is punished less per
+// token the longer it is, and a right one rewarded more the shorter it is — Dr. GRPO's length bias, which on
+// long chain-of-thought answers lets wrong answers grow. DAPO weights tokens equally; Dr. GRPO divides by a
+// number that does not depend on the samples at all, so the loss is an honest (scaled) sum. (TRL's `dapo`
+// divides by the token count of the whole generation batch across devices and accumulation steps; on one
+// device with one update per batch, as here, that is the token count above — TRL's `bnpo`.) Answers here
+// are 2–5 tokens long, so the three differ less than on long reasoning traces; the Measured table shows it.
+//
+// ─── Why the printed loss is ≈ 0 while the model learns ──────────────────────────────────────────────
+//
+// At the first inner iteration θ = θold, so ρ = 1 exactly and the policy term of completion i is −Â_i on
+// each of its tokens. Under `grpo` the loss is then −(1/N) Σ_i Â_i, and every group's advantages sum to zero
+// (r_i − r̄ sums to 0, and dividing a group by one number keeps it so): the policy term is 0 up to rounding,
+// at every step, whatever the model has learned. What is left is β × the KL estimate, which starts at 0 and
+// stays small. Yet the GRADIENT, (1/N) Σ_i Â_i (1/|o_i|) Σ_t ∇log π(o_{i,t}), is not zero: the Â_i cancel,
+// the ∇log π they multiply do not. The loss of a policy-gradient method is a device for getting a gradient
+// from autograd, not a measure of progress — watch `grad_norm` (logged before clipping) and the reward. In the
+// test snapshot's first step the loss is 7·10⁻⁹ (the KL is still 0) and the gradient norm 4.9. (Under `dapo`
+// and `dr-grpo` long completions weigh more, so the policy term is a small non-zero number; and in the later
+// inner iterations, not logged, ρ has moved and the loss goes below zero: that is what each step gained.)
+//
+// ─── Measured ────────────────────────────────────────────────────────────────────────────────────────
+//
+// 450 steps of 32 prompts × G 4 (57,600 samples), μ 2; held-out sampled accuracy (T = 1) from the base's
+// 0.252; KL(π ‖ π_ref) in nats per completion on the held-out prompts; 2 shared cores (load 12–20):
+//
+//   run                                           seed   final   gain    KL    greedy
+//   default: --scale-rewards group --loss-type grpo  1    0.633   +38.1   0.91   0.750
+//                                                 2    0.639   +38.7   0.82   0.787
+//                                                 3    0.641   +38.9   0.71   0.787
+//   --scale-rewards batch                         1    0.682   +43.0   0.79   0.816
+//   --scale-rewards none                          1    0.588   +33.6   0.71   0.760
+//   --loss-type dapo                              1    0.650   +39.8   0.80   0.775
+//   --loss-type dr-grpo                           1    0.650   +39.8   0.90   0.785
+//   Dr. GRPO: --scale-rewards none --loss-type dr-grpo   1    0.648   +39.6   0.65   0.840
+//
+// Every variant learns, and on one seed each, differences of a few points are within run-to-run noise (the
+// curves cross several times). Completions stay 4.0–4.2 tokens long under every loss type: with 2–5-token
+// answers there is no room for Dr. GRPO's length bias to show. A third of the groups have all-equal rewards
+// (34% over a run): at the start mostly all-wrong groups (0.75⁴ ≈ 0.32 of them at the base's accuracy), by the
+// end more and more all-right ones (33% in the first 50 steps → 42–45% in the last 50). The clip is active on
+// 1.8% of the tokens at μ = 2.
+//
+// ─── What is logged ──────────────────────────────────────────────────────────────────────────────────
+//
+// Per step: reward and its spread within groups (reward_std, the mean of the groups' stds, TRL's
+// "reward_std"), accuracy and well-formed share of the batch's samples, zero_std_frac, the loss of the first
+// inner iteration and its KL part (β·k3, aggregated the same way), KL(π_θ ‖ π_ref) per completion (k3 summed
+// over the completion's tokens), clip_frac (mean over the μ iterations), grad_norm (before clipping, mean over
+// the μ iterations), entropy per token, completion length. Every --eval-every steps: sampled accuracy (T = 1)
+// on the 512 held-out problems, the book's gold metric. Output in runs/08-grpo/seed<seed>/: metrics.csv,
+// curves.svg, summary.json.
+//
+// References: Z. Shao et al., "DeepSeekMath: Pushing the limits of mathematical reasoning in open language
+// models", arXiv:2402.03300 (2024), §4.1–4.2. DeepSeek-AI, "DeepSeek-R1: Incentivizing reasoning capability
+// in LLMs via reinforcement learning", arXiv:2501.12948 (2025), §2.2.2 (accuracy and format rewards). Q. Yu
+// et al., "DAPO: An open-source LLM reinforcement learning system at scale", arXiv:2503.14476 (2025), §3.3
+// (token-level loss) and §3.2 (dynamic sampling). Z. Liu et al., "Understanding R1-Zero-like training: a
+// critical perspective", arXiv:2503.20783 (2025), §3.2 (Dr. GRPO). J. Schulman, "Approximating KL divergence"
+// (2020), http://joschu.net/blog/kl-approx.html. Hugging Face TRL, GRPOTrainer (trl/trainer/grpo_trainer.py:
+// scale_rewards, loss_type), https://github.com/huggingface/trl.
+using System.Diagnostics;
+using MinRL;
+using MinTorch;
+using static MinTorch.torch;
+
+namespace Grpo;
+
+/// <summary>What the group-relative advantage divides by (TRL's <c>scale_rewards</c>).</summary>
+public enum ScaleRewards
+{
+    /// <summary>(r − mean_group) / (std_group + ε): DeepSeekMath's GRPO.</summary>
+    Group,
+    /// <summary>(r − mean_group) / (std_batch + ε): one scale for the whole batch (REINFORCE++, TRL's "batch").</summary>
+    Batch,
+    /// <summary>r − mean_group, unscaled: Dr. GRPO.</summary>
+    None,
+}
+
+/// <summary>How the per-token losses are averaged into one number (TRL's <c>loss_type</c>).</summary>
+public enum LossType
+{
+    /// <summary>Mean over each completion's tokens, then over completions: DeepSeekMath's eq. 3.</summary>
+    Grpo,
+    /// <summary>Mean over all tokens of the batch: DAPO's token-level loss.</summary>
+    Dapo,
+    /// <summary>Sum over all tokens ÷ (completions × longest possible completion): Dr. GRPO's constant normaliser.</summary>
+    DrGrpo,
+}
+
+/// <summary>The chapter's hyper-parameters: one command-line option each (<c>--group-size 8</c>).</summary>
+public sealed record Args : LabArgs
+{
+    [Help("GRPO steps: each samples a batch of groups and takes --iterations gradient steps on it (chosen so the default run fits in 60 s on 2 cores)", Min = 1)]
+    public override int Steps { get; init; } = 450;
+
+    [Help("prompts per step; 32 × G 4 = 128 samples a step, chapter 1's batch (measured here, seed 1, 450 steps: 32 × 4 → 0.63, DESIGN.md's 16 × 8 → 0.64 with a noisier climb, 0.54 at step 400 vs 0.61)", Min = 1)]
+    public int Prompts { get; init; } = 32;
+
+    [Help("G, completions sampled per prompt (TRL's num_generations default: 8; DeepSeekMath used 64); 4 measured as good as 8 here at the same samples per step (see --prompts); at least 2 for a std", Min = 2)]
+    public int GroupSize { get; init; } = 4;
+
+    [Help("μ, gradient steps on each batch of samples (TRL's num_iterations, default 1, as DeepSeekMath §4.2 — with 1 the ratio is always 1 and the clip never acts); measured here, 16 × 8, seed 1, 150 steps: μ = 1 → 0.34, μ = 2 → 0.38", Min = 1)]
+    public int Iterations { get; init; } = 2;
+
+    [Help("ε of the clipped ratio, clip(ρ, 1 − ε, 1 + ε) (DeepSeekMath, PPO and TRL: 0.2)", Min = 0)]
+    public double ClipEpsilon { get; init; } = 0.2;
+
+    [Help("β, weight of the per-token k3 KL to the reference in the loss (DeepSeekMath §4.2: 0.04)", Min = 0)]
+    public double Beta { get; init; } = 0.04;
+
+    [Help("what the advantages are divided by: group (DeepSeekMath), batch (REINFORCE++), none (Dr. GRPO)")]
+    public ScaleRewards ScaleRewards { get; init; } = ScaleRewards.Group;
+
+    [Help("how per-token losses are averaged: grpo (per completion, the paper), dapo (per token), dr-grpo (constant normaliser)")]
+    public LossType LossType { get; init; } = LossType.Grpo;
+
+    [Help("AdamW learning rate (measured here, 32 × 4, seed 1: 3e-4 → 0.63 at 450 steps; 5e-4 → 0.63, noisier; 1e-3 → 0.23 at 150 steps, no learning; DESIGN.md's prototype used 1e-4 untuned)", Min = 0)]
+    public double LearningRate { get; init; } = 3e-4;
+
+    [Help("AdamW weight decay; 0 because decay pulls the weights to 0, not back to the base model (the Hugging Face Trainer's default)", Min = 0)]
+    public double WeightDecay { get; init; } = 0.0;
+
+    [Help("clip the gradient's global norm to this before each step; 0 = no clipping (the Hugging Face Trainer's default: 1.0)", Min = 0)]
+    public double MaxGradNorm { get; init; } = 1.0;
+
+    [Help("reward bonus for a well-formed answer, right or wrong (DeepSeek-R1's format reward); small, so that correctness dominates", Min = 0)]
+    public double FormatBonus { get; init; } = 0.1;
+
+    [Help("evaluate sampled accuracy (T = 1) on the 512 held-out problems every this many steps (0 = only at the end)", Min = 0)]
+    public int EvalEvery { get; init; } = 50;
+}
+
+public static class Program
+{
+    public static int Main(string[] args) => Lab.Run<Args>(args, "08-grpo", "GRPO on a+b=: group-relative advantages, clipped ratio, k3 KL to the reference", Train);
+
+    /// <summary>The seed of the evaluation sampler: fixed, and the same in every chapter, so the base and the final
+    /// model are scored on the same random numbers and their difference is not blurred by sampling noise.</summary>
+    private const long EvalSeed = 1234;
+
+    /// <summary>The whole chapter: load the base, then rollout → advantages → loss → update → report, repeated.</summary>
+    public static int Train(Args args)
+    {
+        int steps = args.StepsOr(quickSteps: 40);
+        int N = args.Prompts * args.GroupSize;                        // completions per step
+
+        // ─── the policy, its frozen reference, the task ──────────────────────────────────────────────
+        // Two networks and no critic: the policy π_θ (trained) and the reference π_ref (a frozen copy of the
+        // base model), which the KL term of the loss pulls towards.
+        var task = new ArithmeticTask();                              // 9,488 training problems, 512 held out
+        var policy = BaseModel.Load(new BaseModelConfig());
+        var reference = BaseModel.Load(new BaseModelConfig(), TextWriter.Null);
+        reference.eval();
+        foreach (var p in reference.parameters()) p.requires_grad = false;
+
+        var optimizer = optim.AdamW(policy.parameters(), lr: args.LearningRate, weight_decay: args.WeightDecay);
+        var problemStream = new SplitMix64(args.Seed);                // which prompts each step; the samples use torch's generator
+        const int P = ArithmeticTask.PromptLength, M = ArithmeticTask.MaxCompletionLength;
+
+        using var log = new MetricsLog(Path.Combine(args.Out, "metrics.csv"),
+            "reward", "reward_std", "accuracy", "well_formed", "zero_std_frac", "loss", "kl_loss", "kl", "clip_frac",
+            "grad_norm", "entropy", "length", "eval_accuracy");
+        var baseEval = BaseModel.Evaluate(policy, task.Eval, temperature: 1, generator: new Generator((ulong)EvalSeed));
+        var baseGreedy = BaseModel.Evaluate(policy, task.Eval, temperature: 0);
+        log.Add(0, ("eval_accuracy", baseEval.Accuracy));
+        Lab.Print($"base model: held-out sampled accuracy {Lab.Fmt(baseEval.Accuracy)} (T = 1), greedy {Lab.Fmt(baseGreedy.Accuracy)}");
+
+        var final = baseEval;
+        var clock = Stopwatch.StartNew();
+        using (var progress = Lab.Progress(steps, "GRPO", "reward", "eval_accuracy", "kl", "loss", "grad_norm", "zero_std_frac"))
+        {
+            for (int step = 1; step <= steps; step++)
+            {
+                // ─── 1. rollout: B prompts, G completions each, sampled from π_θold at T = 1 ─────────
+                // Rows are grouped: rows g·G … g·G + G − 1 answer prompt g.
+                var prompts = ArithmeticTask.Sample(task.Train, args.Prompts, problemStream);
+                var problems = GroupRelative.Repeat(prompts, args.GroupSize);                          // B·G problems
+                var rollout = Rollouts.Generate(policy, ArithmeticTask.EncodePrompts(problems), M);    // (N, P + M) tokens
+                var mask = rollout.CompletionMask;                                                     // (N, M): 1 through the first <eos>
+                var rewards = ArithmeticTask.Rewards(problems, rollout.Completions, args.FormatBonus);  // (N): 1[correct] + b·1[well-formed]
+
+                // ─── 2. advantages: (r − mean_group) / (std + ε), the same for every token of a completion ──
+                var advantages = GroupRelative.Advantages(rewards, args.GroupSize, args.ScaleRewards);    // (N)
+                double zeroStdFrac = GroupRelative.ZeroStdFraction(rewards, args.GroupSize);             // groups with Â ≡ 0
+
+                // The reference's log-probs of the sampled tokens: fixed for this batch, so computed once.
+                Tensor refLogp;                                                                        // (N, M)
+                using (no_grad()) refLogp = Rollouts.TokenLogProbs(reference, rollout);
+
+                // ─── 3–4. μ gradient steps on the clipped objective, all on the same samples ─────────
+                policy.train();
+                Tensor? oldLogp = null;                                                                // log π_θold(o_{i,t}): (N, M)
+                double loss1 = 0, klLoss1 = 0, kl = 0, entropy = 0, clipFrac = 0, gradNorm = 0;
+                for (int k = 1; k <= args.Iterations; k++)
+                {
+                    var scored = Rollouts.Score(policy, rollout.Sequences, P);                         // one forward pass
+                    var logp = scored.LogProbs;                                                        // (N, M) log π_θ(o_{i,t}), differentiable
+                    // θold is the θ that sampled the batch: before the first step, θ = θold, so the first pass's
+                    // log-probs ARE log π_θold (no extra forward pass needed; ρ = 1 exactly in iteration 1).
+                    oldLogp ??= logp.detach();
+
+                    var perToken = GroupRelative.PerTokenLoss(logp, oldLogp, refLogp, advantages, args.ClipEpsilon, args.Beta); // (N, M)
+                    var loss = GroupRelative.Aggregate(perToken, mask, args.LossType, M);              // scalar
+                    Lab.CheckFinite(loss, "loss", step);
+
+                    optimizer.zero_grad();
+                    loss.backward();
+                    gradNorm += nn.utils.clip_grad_norm_(policy.parameters(),
+                        args.MaxGradNorm > 0 ? args.MaxGradNorm : double.PositiveInfinity) / args.Iterations;  // the norm before clipping
+                    optimizer.step();
+
+                    using (no_grad())
+                    {
+                        clipFrac += GroupRelative.ClipFraction(logp.detach(), oldLogp, advantages, mask, args.ClipEpsilon).ToDouble() / args.Iterations;
+                        if (k == 1)
+                        {
+                            // At θold: the loss that is ≈ 0 by construction (see the header), its KL part, and the
+                            // KL per completion (k3 summed over the completion's tokens, as every chapter reports it).
+                            var k3 = GroupRelative.K3(logp.detach(), refLogp);                         // (N, M)
+                            loss1 = loss.ToDouble();
+                            klLoss1 = args.Beta * GroupRelative.Aggregate(k3, mask, args.LossType, M).ToDouble();
+                            kl = (k3 * mask).sum(1).mean().ToDouble();
+                            entropy = Rollouts.MaskedMean(scored.Entropy(), mask).ToDouble();          // nats per token
+                        }
+                    }
+                }
+
+                // ─── 5. report ───────────────────────────────────────────────────────────────────────
+                var batch = ArithmeticTask.Measure(problems, rollout.Completions);
+                var metrics = new List<(string, double)>
+                {
+                    ("reward", rewards.mean().ToDouble()),
+                    ("reward_std", rewards.view(-1, args.GroupSize).std(1).mean().ToDouble()),
+                    ("accuracy", batch.Accuracy), ("well_formed", batch.WellFormed), ("zero_std_frac", zeroStdFrac),
+                    ("loss", loss1), ("kl_loss", klLoss1), ("kl", kl), ("clip_frac", clipFrac), ("grad_norm", gradNorm),
+                    ("entropy", entropy), ("length", rollout.Lengths.to_type(float32).mean().ToDouble()),
+                };
+                if (step == steps || args.EvalEvery > 0 && step % args.EvalEvery == 0)
+                {
+                    // The gold metric, on the same random numbers as the base model's (the last one is the final score).
+                    final = BaseModel.Evaluate(policy, task.Eval, temperature: 1, generator: new Generator((ulong)EvalSeed));
+                    metrics.Add(("eval_accuracy", final.Accuracy));
+                }
+                log.Add(step, [.. metrics]);
+                progress.Update(step, [.. metrics]);
+            }
+        }
+        double trainSeconds = clock.Elapsed.TotalSeconds;
+
+        var finalGreedy = BaseModel.Evaluate(policy, task.Eval, temperature: 0);
+        // Same generator seed and batch as the final evaluation: the KL is measured on the very samples that were scored.
+        double finalKl = GroupRelative.KlToReference(policy, reference, task.Eval, new Generator((ulong)EvalSeed));
+
+        string variant = $"scale-rewards {Name(args.ScaleRewards)}, loss-type {Name(args.LossType)}";
+        var plot = new SvgPlot($"08-grpo — GRPO ({variant}), seed {args.Seed}") { Smoothing = 0.9 };
+        plot.Add("held-out accuracy (T = 1)", Dots(log, "eval_accuracy")).HLine(baseEval.Accuracy, "base");
+        plot.Add("reward (batch) and its spread within groups", log.Series("reward"), log.Series("reward_std"));
+        plot.Add("share of groups with all rewards equal (Â = 0)", log.Series("zero_std_frac"));
+        plot.Add("loss (first inner step) and its KL part", log.Series("loss"), log.Series("kl_loss"));
+        plot.Add("gradient norm (before clipping)", log.Series("grad_norm"));
+        plot.Add("KL to reference (nats / completion)", log.Series("kl"));
+        plot.Add("clip fraction", log.Series("clip_frac"));
+        plot.Add("completion length (tokens)", log.Series("length"));
+        plot.Write(Path.Combine(args.Out, "curves.svg"));
+
+        Lab.Finish(new RunSummary
+        {
+            Metric = "held-out accuracy (sampled, T = 1)",
+            Base = baseEval.Accuracy,
+            Final = final.Accuracy,
+            Kl = finalKl,
+            Extra =
+            {
+                ["greedy_base"] = baseGreedy.Accuracy,
+                ["greedy_final"] = finalGreedy.Accuracy,
+                ["scale_rewards"] = Name(args.ScaleRewards),
+                ["loss_type"] = Name(args.LossType),
+                ["kl_estimator"] = "k3 summed over the tokens of each completion, one T = 1 sample per held-out prompt",
+                ["models_held"] = 2,                                   // the policy and the frozen reference; no critic
+                ["trainable_params"] = policy.parameters().Where(p => p.requires_grad).Sum(p => p.numel()),
+                ["samples_generated"] = (long)N * steps,
+                ["zero_std_fraction"] = log.Column("zero_std_frac").Where(double.IsFinite).Average(),
+                ["clip_fraction"] = log.Column("clip_frac").Where(double.IsFinite).Average(),
+                ["steps"] = steps,
+                ["prompts_per_step"] = args.Prompts,
+                ["group_size"] = args.GroupSize,
+                ["iterations"] = args.Iterations,
+                ["train_s"] = trainSeconds,
+                ["ms_per_step"] = 1000 * trainSeconds / steps,
+            },
+        });
+        return 0;
+    }
+
+    /// <summary>A sparse metric (logged every k steps) as dots: only the rows that logged it.</summary>
+    private static Series Dots(MetricsLog log, string metric)
+    {
+        var x = log.Column("step");
+        var y = log.Column(metric);
+        var keep = Enumerable.Range(0, y.Length).Where(i => double.IsFinite(y[i])).ToArray();
+        return new Series(metric, keep.Select(i => x[i]).ToArray(), keep.Select(i => y[i]).ToArray()) { Points = true };
+    }
+
+    /// <summary>The options' spellings on the command line.</summary>
+    private static string Name(ScaleRewards s) => s.ToString().ToLowerInvariant();
+    private static string Name(LossType t) => t switch { LossType.Grpo => "grpo", LossType.Dapo => "dapo", _ => "dr-grpo" };
+}
+
+/// <summary>The algorithm's pure functions, pinned by tests/Chapters.Tests/GrpoTests.cs.</summary>
+public static class GroupRelative
+{
+    /// <summary>TRL's ε in (r − mean) / (std + ε): keeps an all-equal group at 0 / ε = 0 instead of 0 / 0.</summary>
+    public const double StdEpsilon = 1e-4;
+
+    /// <summary>Each problem <paramref name="groupSize"/> times in a row: [a, a, …, b, b, …] (the group layout).</summary>
+    public static Problem[] Repeat(IReadOnlyList<Problem> prompts, int groupSize) =>
+        prompts.SelectMany(p => Enumerable.Repeat(p, groupSize)).ToArray();
+
+    /// <summary>
+    /// The group-relative advantage of each completion (see the file header):
+    ///
+    ///     group:  Â_i = (r_i − mean_g) / (std_g + ε)       std_g Bessel-corrected over the completion's own group
+    ///     batch:  Â_i = (r_i − mean_g) / (std_B + ε)       std_B Bessel-corrected over the whole batch
+    ///     none:   Â_i =  r_i − mean_g                       Dr. GRPO
+    ///
+    /// The mean is always the group's. A group whose rewards are all equal gets Â = 0 exactly (0 / (0 + ε)).
+    /// </summary>
+    /// <param name="rewards">(B·G) rewards, grouped: rows g·G … g·G + G − 1 share a prompt.</param>
+    /// <param name="groupSize">G ≥ 2.</param>
+    /// <returns>(B·G) advantages, in the rewards' dtype.</returns>
+    public static Tensor Advantages(Tensor rewards, int groupSize, ScaleRewards scale, double eps = StdEpsilon)
+    {
+        if (groupSize < 2) throw new ArgumentOutOfRangeException(nameof(groupSize), groupSize, "Advantages: a group needs at least 2 completions for a std");
+        if (rewards.dim() != 1 || rewards.shape[0] % groupSize != 0)
+            throw new ArgumentException($"Advantages: rewards must have shape (B·G) with G = {groupSize}, got [{string.Join(", ", rewards.shape)}]");
+        var grouped = rewards.view(-1, groupSize);                                  // (B, G)
+        var centred = grouped - grouped.mean([1], keepdim: true);                   // (B, G): r_i − mean_g
+        var advantages = scale switch
+        {
+            ScaleRewards.Group => centred / (grouped.std(1, keepdim: true) + eps),  // ÷ (std_g + ε), std_g: (B, 1)
+            ScaleRewards.Batch => centred / (rewards.std() + eps),                  // ÷ (std_B + ε), one number
+            _ => centred,
+        };
+        return advantages.reshape(-1);                                              // (B·G)
+    }
+
+    /// <summary>The share of groups whose G rewards are all equal (so that every Â in them is 0).</summary>
+    public static double ZeroStdFraction(Tensor rewards, int groupSize)
+    {
+        var r = rewards.to_type(float64).data<double>().ToArray();
+        int groups = r.Length / groupSize, equal = 0;
+        for (int g = 0; g < groups; g++)
+        {
+            bool same = true;
+            for (int j = 1; j < groupSize && same; j++) same = r[g * groupSize + j] == r[g * groupSize];
+            if (same) equal++;
+        }
+        return groups == 0 ? 0 : (double)equal / groups;
+    }
+
+    /// <summary>
+    /// Schulman's k3 estimator of KL(π_θ ‖ π_ref) per sampled token, DeepSeekMath's eq. 4:
+    /// k3 = e^x − x − 1 with x = log π_ref − log π_θ. Elementwise, differentiable, ≥ 0.
+    /// </summary>
+    /// <remarks>Near x = 0, k3 ≈ x²/2 is the difference of numbers near 1: computed in float32 it would keep
+    /// only a few digits and could come out a hair below 0. It is computed in float64 (and clamped at 0, where the
+    /// exact value is 0 to within rounding), then returned in the inputs' dtype; gradients flow through both.</remarks>
+    public static Tensor K3(Tensor logp, Tensor refLogp)
+    {
+        var x = (refLogp - logp).to_type(float64);                                  // log(π_ref / π_θ)
+        return (x.exp() - x - 1).clamp(min: 0).to_type(logp.dtype);
+    }
+
+    /// <summary>
+    /// The per-token loss ℓ_{i,t} = −min[ρ Â, clip(ρ, 1 − ε, 1 + ε) Â] + β k3, with ρ = exp(log π_θ − log π_θold).
+    /// All inputs but <paramref name="logp"/> are constants (detached).
+    /// </summary>
+    /// <param name="logp">(N, M) log π_θ of the sampled tokens, differentiable.</param>
+    /// <param name="oldLogp">(N, M) log π_θold: the policy that sampled them.</param>
+    /// <param name="refLogp">(N, M) log π_ref: the frozen reference.</param>
+    /// <param name="advantages">(N) Â_i, one per completion, broadcast over its tokens.</param>
+    /// <returns>(N, M); the columns after each completion's <c>&lt;eos&gt;</c> are garbage until masked.</returns>
+    public static Tensor PerTokenLoss(Tensor logp, Tensor oldLogp, Tensor refLogp, Tensor advantages, double clipEpsilon, double beta)
+    {
+        var A = advantages.detach().unsqueeze(1);                                   // (N, 1)
+        var ratio = (logp - oldLogp.detach()).exp();                                // (N, M): ρ_{i,t}
+        var unclipped = ratio * A;                                                  // (N, M)
+        var clipped = ratio.clamp(1 - clipEpsilon, 1 + clipEpsilon) * A;            // (N, M)
+        var surrogate = unclipped.minimum(clipped);                                 // (N, M): the pessimistic bound
+        var perToken = -surrogate;
+        if (beta != 0) perToken = perToken + beta * K3(logp, refLogp.detach());     // + β · KL estimate
+        return perToken;
+    }
+
+    /// <summary>
+    /// The per-token losses (N, M) averaged into the scalar loss, over the mask's tokens only (see the header):
+    /// grpo = mean over completions of each one's token mean; dapo = mean over all tokens; dr-grpo = sum over all
+    /// tokens ÷ (N · <paramref name="maxCompletionLength"/>). TRL's GRPOTrainer._compute_loss, loss_type
+    /// "grpo" / "bnpo" (= "dapo" on one device) / "dr_grpo".
+    /// </summary>
+    public static Tensor Aggregate(Tensor perToken, Tensor mask, LossType type, int maxCompletionLength)
+    {
+        var masked = perToken * mask;                                               // (N, M): 0 after each <eos>
+        return type switch
+        {
+            LossType.Grpo => (masked.sum(1) / mask.sum(1).clamp(min: 1)).mean(),    // (N) → scalar
+            LossType.Dapo => masked.sum() / mask.sum().clamp(min: 1),
+            _ => masked.sum() / (perToken.shape[0] * (double)maxCompletionLength),
+        };
+    }
+
+    /// <summary>
+    /// The share of real tokens whose clipped term is active — where the gradient of the policy term is 0:
+    /// ρ &lt; 1 − ε with Â &lt; 0, or ρ &gt; 1 + ε with Â &gt; 0 (TRL's clip_ratio/region_mean). A scalar tensor.
+    /// </summary>
+    public static Tensor ClipFraction(Tensor logp, Tensor oldLogp, Tensor advantages, Tensor mask, double clipEpsilon)
+    {
+        using var _ = no_grad();
+        var ratio = (logp - oldLogp).exp();                                         // (N, M)
+        var A = advantages.unsqueeze(1);                                            // (N, 1)
+        var low = (ratio < 1 - clipEpsilon).to_type(mask.dtype) * (A < 0).to_type(mask.dtype);   // (N, M)
+        var high = (ratio > 1 + clipEpsilon).to_type(mask.dtype) * (A > 0).to_type(mask.dtype);  // (N, M)
+        return ((low + high) * mask).sum() / mask.sum().clamp(min: 1);
+    }
+
+    /// <summary>
+    /// KL(π ‖ π_ref) per completion on fresh samples of <paramref name="policy"/> for <paramref name="problems"/>
+    /// (one each), averaged: k3 summed over each completion's tokens — the number the summary reports.
+    /// </summary>
+    public static double KlToReference(TinyGpt policy, TinyGpt reference, IReadOnlyList<Problem> problems, Generator generator)
+    {
+        using var _ = no_grad();
+        var rollout = Rollouts.Generate(policy, ArithmeticTask.EncodePrompts(problems), ArithmeticTask.MaxCompletionLength,
+            generator: generator);
+        var logp = Rollouts.TokenLogProbs(policy, rollout);                        // (N, M)
+        var refLogp = Rollouts.TokenLogProbs(reference, rollout);                  // (N, M)
+        return (K3(logp, refLogp) * rollout.CompletionMask).sum(1).mean().ToDouble();
+    }
+}
