@@ -23,7 +23,8 @@
 // 28% ties with coin-flip labels, 36% differ only in style, 18% only in correctness, 18% in both; noise
 // ceiling 0.84). That is the whole of DPO's contact with the world: it never samples from the policy it
 // trains, and never sees a reward — it is offline, like supervised learning (summary.json's
-// samples_generated is 0; the pairs were sampled once, from the base, before training).
+// samples_generated counts the 2 × 4,096 base samples behind the pairs, as chapters 5 and 6 count theirs;
+// none is drawn from the policy being trained).
 //
 // ─── From the RLHF objective to a classification loss ────────────────────────────────────────────────
 //
@@ -354,7 +355,7 @@ public static class Program
                 ["kl_estimator"] = "k3 per token, summed over the completion",
                 ["models_held"] = 2,
                 ["trainable_params"] = policy.NumParameters(),
-                ["samples_generated"] = 0L,
+                ["samples_generated"] = (long)trainPrompts.Length * K,   // base samples behind the training data (offline)
                 ["pairs"] = train.Count,
                 ["pairs_source"] = $"{K} T=1 samples of the base model per training prompt ({trainPrompts.Length} prompts), " +
                                    (K == 2 ? "identical pairs dropped, labelled by Bradley–Terry on gold (τ 0.1)"

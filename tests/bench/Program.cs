@@ -22,7 +22,7 @@ namespace MinRL.Bench
     /// <param name="WarmupSeconds">Untimed calls before timing, so the JIT has tiered up.</param>
     /// <param name="BudgetSeconds">Timed calls stop after this many seconds (but not before 3): the slow workloads
     /// (generate_nocache at L takes seconds a call) get fewer repetitions.</param>
-    public sealed record Options(string[] Configs, int Reps = 20, int Threads = 2, double WarmupSeconds = 1.0, double BudgetSeconds = 30)
+    public sealed record Options(string[] Configs, int Reps = 20, int Threads = 2, double WarmupSeconds = 5.0, double BudgetSeconds = 30)
     {
         public Options() : this(["S", "M", "L"]) { }
     }

@@ -2,7 +2,7 @@
 """Side-by-side benchmark: MinTorch (tests/bench, C#) against PyTorch (torch_micro.py), same machine.
 
     /usr/bin/python3 tests/bench/compare.py [<bench>...] [--procs 3] [--reps 20] [--threads 2]
-                                            [--warmup 1] [--budget 30] [--config S,M,L] [--json results.json]
+                                            [--warmup 5] [--budget 30] [--config S,M,L] [--json results.json]
 
 Builds tests/bench once in Release, then runs the two programs ALTERNATELY (MinTorch, PyTorch,
 PyTorch, MinTorch, ... so slow drift of the machine hits both alike), --procs processes each, never
@@ -89,7 +89,7 @@ def main(argv=None):
     p.add_argument("--procs", type=int, default=3, help="processes per implementation (default 3, at least 3 for a fair number)")
     p.add_argument("--reps", type=int, default=20, help="timed repetitions per workload per process (default 20)")
     p.add_argument("--threads", type=int, default=2, help="threads for both sides (default 2)")
-    p.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per workload (default 1)")
+    p.add_argument("--warmup", type=float, default=5.0, help="warm-up seconds per workload (default 5: .NET needs ~300 calls of a small workload to reach its optimised, profile-guided code)")
     p.add_argument("--budget", type=float, default=30.0,
                    help="each process stops timing a workload after this many seconds, 3 reps at least (default 30)")
     p.add_argument("--config", default="S,M,L",

@@ -165,7 +165,7 @@ def main(argv=None):
     p.add_argument("benches", nargs="+", help="matmul, softmax, layer_norm, micro (all three) or all")
     p.add_argument("--reps", type=int, default=20, help="timed repetitions per workload (default 20)")
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
-    p.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per workload (default 1)")
+    p.add_argument("--warmup", type=float, default=5.0, help="warm-up seconds per workload (default 5: .NET needs ~300 calls of a small workload to reach its optimised, profile-guided code)")
     p.add_argument("--budget", type=float, default=30.0, help="stop timing a workload after this many seconds, 3 reps at least (default 30)")
     p.add_argument("--config", choices=["S", "M", "L"], default="S",
                    help="TinyGpt config; accepted for symmetry with the C# program, unused by micro benches")

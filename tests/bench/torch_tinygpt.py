@@ -242,7 +242,7 @@ def main(argv=None):
     p.add_argument("--config", default="S,M,L", help="S, M, L or a comma-separated list (default S,M,L)")
     p.add_argument("--reps", type=int, default=20, help="timed repetitions per workload (default 20)")
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
-    p.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per workload (default 1)")
+    p.add_argument("--warmup", type=float, default=5.0, help="warm-up seconds per workload (default 5)")
     p.add_argument("--budget", type=float, default=30.0, help="stop timing a workload after this many seconds, 3 reps at least (default 30)")
     args = p.parse_args(argv)
     if args.reps < 1 or args.threads < 1 or args.warmup < 0:
