@@ -104,15 +104,15 @@
 //    norm 1 (Hugging Face Trainer's and TRL's default max_grad_norm).
 //
 // Measured (these defaults, `dotnet run -c Release --project 02-actor-critic-gae -- --seed N`; held-out sampled
-// accuracy on the 512 held-out problems; on 2 cores shared with other jobs, load average 8.7–12.5, so the wall
-// times are inflated — the whole run used 58–63 s of CPU time):
+// accuracy on the 512 held-out problems with the book's fixed evaluation seed; 2 quiet cores, 2026-11-22):
 //
 //   seed   accuracy: base → final     KL to base    critic's explained variance (last 50 steps)    wall
-//   1      0.240 → 0.658  (+41.8)     1.00 nats     0.14                                            105 s
-//   2      0.250 → 0.635  (+38.5)     1.53 nats     0.13                                             86 s
-//   3      0.250 → 0.639  (+38.9)     1.52 nats     0.16                                            108 s
+//   1      0.252 → 0.656  (+40.4)     1.53 nats     0.13                                            24.5 s
+//   2      0.252 → 0.631  (+37.9)     1.79 nats     0.11                                            22.7 s
+//   3      0.252 → 0.621  (+36.9)     1.36 nats     0.13                                            22.0 s
 //
-// Trained with each λ (same defaults, seeds 1, 2, 3), accuracy gain in points:
+// Trained with each λ (same defaults, seeds 1, 2, 3; measured on the previous kit's base model), accuracy gain
+// in points:
 //
 //   λ = 0      collapses every time: 0.24 → 0.00, KL 6–70 nats (seed 1 without advantage normalisation: 0.01)
 //   λ = 0.95   +41.8  +38.5  +38.9
