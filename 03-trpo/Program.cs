@@ -145,7 +145,7 @@
 // after CG, relative to ‖g‖. accuracy — the batch's; eval_accuracy — the 512 held-out problems at T = 1.
 // kl_ref — KL(π_old ‖ π_base) per completion (exact per token, summed), on the Fisher's 128 completions.
 //
-// ─── Measured (2026-11-22, the kit-3 base, 2 cores shared with other jobs) ──────────────────────────
+// ─── Measured (2026-11-22, the kit-3 base, 2 cores) ─────────────────────────────────────────────────
 //
 // `dotnet run -c Release --project 03-trpo -- --seed S` with the defaults (25 updates of 2048 completions,
 // δ 0.05, λ 0.1, 20 CG iterations, Fisher on 128, line search on 512, b = 0). Held-out sampled accuracy
@@ -156,9 +156,8 @@
 //     2      0.252 → 0.578 (+32.6)   0.91 nats    3.68                0          73.2 s (--threads 1)
 //     3      0.252 → 0.566 (+31.4)   0.95 nats    4.04                0          73.0 s (--threads 1)
 //
-// The default run itself (seed 1, both cores, bit for bit the --threads 1 run) took 50.1 s wall and 89.1
-// CPU-seconds at load 1.2–1.8 (`uptime`'s 1-minute average before and after, on 2 cores); the program's own
-// clock said 46.8 s.
+// The default run itself (both cores, bit for bit the --threads 1 run) took 41.3 / 42.6 / 42.6 s wall for
+// seeds 1 / 2 / 3 on 2 quiet cores (`dotnet run -c Release --project compare -- --seed S`, 2026-11-22).
 //
 // What mattered was conjugate gradient. With Spinning Up's 10 iterations (and the line search on the whole
 // batch) the same 25 updates gained only +22.5 / +22.9 / +23.2 points on seeds 1–3 (KL to base 0.63–0.65 nats,
@@ -182,7 +181,7 @@
 // 128, δ 0.1 → +15.4. Per completion sampled, TRPO still learns more slowly than REINFORCE (chapter 1, previous
 // base: +44 to +47 points from 64k completions; here +31 to +33 from 51k), at several times the compute per
 // completion: the trust region buys steps that cannot collapse the policy (chapter 1's lr 1e-3 did). The
-// issue's bar for this chapter, +30 points in 60 s: met, +31.2 to +32.6 on three seeds, 50 s wall.
+// issue's bar for this chapter, +30 points in 60 s: met, +31.2 to +32.6 on three seeds, 41–43 s wall.
 //
 // --npg (seed 1, measured with 10 CG iterations and the whole-batch line search): the full step's KL is
 // 0.10–0.16 per token, 2–3× δ, every update; it still learns, +19.1 (KL 0.77 nats to the base), for 54

@@ -150,13 +150,13 @@
 //
 // These defaults, `dotnet run -c Release --project 04-ppo -- --seed N`, held-out sampled accuracy (T = 1) on the
 // 512 held-out problems (the book's fixed evaluation seed: every chapter's base reads 0.252); KL(π_θ ‖ π_base) per
-// completion on the same held-out samples. On 2 cores shared with other jobs (load average 11–15), so the wall
-// times are inflated; each run used 38–41 s of CPU time in all.
+// completion on the same held-out samples. Wall time on 2 quiet cores (`dotnet run -c Release --project compare
+// -- --seed N`, 2026-11-22); each run uses 38–41 s of CPU time in all.
 //
 //   seed   accuracy: base → final    KL to base   mean approx_kl (k3)   mean clip fraction   explained var (last 25)   wall
-//   1      0.252 → 0.619  (+36.7)    0.74 nats    0.033                 0.107                0.11                      98 s
-//   2      0.252 → 0.602  (+35.0)    1.22 nats    0.035                 0.105                0.11                      93 s
-//   3      0.252 → 0.629  (+37.7)    1.05 nats    0.031                 0.095                0.12                      91 s
+//   1      0.252 → 0.619  (+36.7)    0.74 nats    0.033                 0.107                0.11                      21.7 s
+//   2      0.252 → 0.602  (+35.0)    1.22 nats    0.035                 0.105                0.11                      25.1 s
+//   3      0.252 → 0.629  (+37.7)    1.05 nats    0.031                 0.095                0.12                      24.5 s
 //
 //   --variant penalty (seed 1)  0.252 → 0.658 (+40.6), KL 0.75 nats; β settled between 2 and 4 within 3 updates
 //   and held d near d_targ = 0.01 (median 0.011 over the first 90 updates; k3 0.014 on average, less than half the

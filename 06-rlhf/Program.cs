@@ -144,8 +144,8 @@
 // The default run (`dotnet run -c Release --project 06-rlhf -- --seed N`), 512 held-out prompts, one T = 1 sample each
 // (the book's eval seed, so every run and chapter scores the same SFT model: gold 0.420, correct 0.252, '.' share 0.56);
 // gold = mean gold score, proxy = mean normalised RM score, KL = the exact per-state KL in nats per completion. On 2
-// cores shared with other jobs (load average 3.4–6.7): 63–71 s of wall time, 67–74 s of CPU time per run (the RM's 300
-// steps ≈ 14 s of it).
+// quiet cores: 36.5 / 38.7 / 36.9 s of wall time for seeds 1 / 2 / 3 (both β, the RM's 300 steps included;
+// `dotnet run -c Release --project compare -- --seed N`, 2026-11-22); 67–74 s of CPU time per run.
 //
 //   seed  RM held-out acc.     β      KL     proxy          gold                    correct   '.' share  well-formed
 //         (style / correct.)                                final  (peak)

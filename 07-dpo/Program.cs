@@ -131,13 +131,15 @@
 //
 // Gold = mean gold score of T = 1 samples on the 512 held-out prompts (the same random numbers before and
 // after); "." = share ending in "."; correct = sampled accuracy; KL = KL(π_θ ‖ π_ref) per completion (k3,
-// summed over tokens) on those samples. Base: gold 0.420, "." 0.56, correct 0.25. 2 cores shared with other
-// jobs (load average 12–15); each run used 11–13 s of CPU (20 s for Plackett–Luce).
+// summed over tokens) on those samples. Base: gold 0.420, "." 0.56, correct 0.25. Wall times for the three
+// default runs on 2 quiet cores (`dotnet run -c Release --project compare -- --seed N`, 2026-11-22); the
+// variants' on 2 cores shared with other jobs (load average 12–15; each used 11–13 s of CPU, 20 s for
+// Plackett–Luce).
 //
 //   run (defaults: β 0.5, lr 1e-4, 200 steps × 64 pairs)   gold final   "."    correct   KL     wall
-//   dpo, seed 1                                               0.583     0.93    0.31    0.83   41 s
-//   dpo, seed 2                                               0.569     0.94    0.29    0.72   38 s
-//   dpo, seed 3                                               0.547     0.96    0.26    0.76   38 s
+//   dpo, seed 1                                               0.583     0.93    0.31    0.83   8.2 s
+//   dpo, seed 2                                               0.569     0.94    0.29    0.72   9.9 s
+//   dpo, seed 3                                               0.547     0.96    0.26    0.76   8.4 s
 //   cdpo ε 0.1, seed 1                                        0.579     0.90    0.31    0.53   40 s
 //   ipo, seed 1                                               0.558     0.88    0.30    0.58   40 s
 //   plackett-luce K 4, seed 1 (2,341 rankings)                0.608     0.96    0.32    0.62   69 s
