@@ -40,6 +40,7 @@ public static class Harness
 
         var times = new List<double>(o.Reps);
         double spent = 0;
+        int[] gcBefore = [GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2)];
         for (int r = 0; r < o.Reps && (r < MinReps || spent < o.BudgetSeconds * 1000); r++)
         {
             long t0 = Stopwatch.GetTimestamp();
@@ -48,6 +49,9 @@ public static class Harness
             spent += times[^1];
         }
         double median = Median(times);
+        // Garbage collections per timed call, by generation (a gen2 collection also costs the finalizer thread
+        // a trim of every shared ArrayPool): where a median strays far above the minimum, look here first.
+        var gcPerCall = Enumerable.Range(0, 3).Select(g => Math.Round((GC.CollectionCount(g) - gcBefore[g]) / (double)times.Count, 3)).ToArray();
 
         var line = new JsonObject
         {
@@ -60,6 +64,7 @@ public static class Harness
             ["median_ms"] = Math.Round(median, 4),
             ["min_ms"] = Math.Round(times.Min(), 4),
             ["warmup_calls"] = calls,
+            ["gc_per_call"] = new JsonArray(gcPerCall.Select(v => (JsonNode?)v).ToArray()),
         };
         if (w.Shape is not null) line["shape"] = w.Shape;
         if (w.Flops > 0) line["gflops"] = Math.Round(w.Flops / median / 1e6, 3);
