@@ -208,34 +208,13 @@ public class GrpoTests
         for (int i = 0; i < 12; i++) Assert.Equal(prompts[i / 4], rows[i]);
     }
 
-    private sealed class Tolerance(double tol) : IEqualityComparer<double>
-    {
-        public bool Equals(double x, double y) => Math.Abs(x - y) <= tol;
-        public int GetHashCode(double obj) => 0;
-    }
 }
 
 /// <summary>Chapter 8 run end to end: a seeded snapshot (bit-stable) and a quick run that must learn.</summary>
 [Collection("chapters")]
 public class GrpoRunTests
 {
-    /// <summary>Runs the chapter's Main with <paramref name="argv"/> into a temporary folder; returns its
-    /// metrics.csv lines and summary.json. Restores the engine's thread count afterwards.</summary>
-    private static (string[] Csv, RunSummary Summary) Run(params string[] argv)
-    {
-        string dir = Path.Combine(Path.GetTempPath(), "minrl-ch08-" + Guid.NewGuid().ToString("N"));
-        int threads = get_num_threads();
-        try
-        {
-            Assert.Equal(0, Grpo.Program.Main([.. argv, "--out", dir]));
-            return (File.ReadAllLines(Path.Combine(dir, "metrics.csv")), RunSummary.Read(Path.Combine(dir, "summary.json")));
-        }
-        finally
-        {
-            set_num_threads(threads);
-            if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
-        }
-    }
+    private static (string[] Csv, RunSummary Summary) Run(params string[] argv) => ChapterRun.Run(Grpo.Program.Main, "ch08", argv);
 
     [Fact]
     public void A_short_seeded_run_matches_its_snapshot_bit_for_bit_with_any_thread_count()

@@ -194,34 +194,13 @@ public class ReinforceTests
         for (int k = 0; k < batch.Length; k++) Assert.Equal(batch[k], fromScores[k], 2e-5 * scale);
     }
 
-    private sealed class Tolerance(double tol) : IEqualityComparer<double>
-    {
-        public bool Equals(double x, double y) => Math.Abs(x - y) <= tol;
-        public int GetHashCode(double obj) => 0;
-    }
 }
 
 /// <summary>Chapter 1 run end to end: a seeded snapshot (bit-stable) and a quick run that must learn.</summary>
 [Collection("chapters")]
 public class ReinforceRunTests
 {
-    /// <summary>Runs the chapter's Main with <paramref name="argv"/> into a temporary folder; returns its
-    /// metrics.csv lines and summary.json. Restores the engine's thread count afterwards.</summary>
-    private static (string[] Csv, RunSummary Summary) Run(params string[] argv)
-    {
-        string dir = Path.Combine(Path.GetTempPath(), "minrl-ch01-" + Guid.NewGuid().ToString("N"));
-        int threads = get_num_threads();
-        try
-        {
-            Assert.Equal(0, Reinforce.Program.Main([.. argv, "--out", dir]));
-            return (File.ReadAllLines(Path.Combine(dir, "metrics.csv")), RunSummary.Read(Path.Combine(dir, "summary.json")));
-        }
-        finally
-        {
-            set_num_threads(threads);
-            if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
-        }
-    }
+    private static (string[] Csv, RunSummary Summary) Run(params string[] argv) => ChapterRun.Run(Reinforce.Program.Main, "ch01", argv);
 
     [Fact]
     public void A_short_seeded_run_matches_its_snapshot_bit_for_bit_with_any_thread_count()

@@ -1,0 +1,34 @@
+using static MinTorch.torch;
+
+namespace MinRL.Chapters.Tests;
+
+/// <summary>Runs a chapter's <c>Main</c> the way a reader's <c>dotnet run</c> does, into a temporary
+/// folder, and reads back what it wrote.</summary>
+public static class ChapterRun
+{
+    /// <summary>Runs <paramref name="main"/> with <paramref name="argv"/> plus <c>--out</c> a fresh temporary
+    /// folder (named after <paramref name="tag"/>); asserts exit code 0 and returns the metrics.csv lines
+    /// and summary.json. Restores the engine's thread count and deletes the folder afterwards.</summary>
+    public static (string[] Csv, RunSummary Summary) Run(Func<string[], int> main, string tag, params string[] argv)
+    {
+        string dir = Path.Combine(Path.GetTempPath(), $"minrl-{tag}-" + Guid.NewGuid().ToString("N"));
+        int threads = get_num_threads();
+        try
+        {
+            Assert.Equal(0, main([.. argv, "--out", dir]));
+            return (File.ReadAllLines(Path.Combine(dir, "metrics.csv")), RunSummary.Read(Path.Combine(dir, "summary.json")));
+        }
+        finally
+        {
+            set_num_threads(threads);
+            if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+        }
+    }
+}
+
+/// <summary>Equality of doubles within an absolute tolerance, for <c>Assert.Equal(expected, actual, comparer)</c>.</summary>
+public sealed class Tolerance(double tol) : IEqualityComparer<double>
+{
+    public bool Equals(double x, double y) => Math.Abs(x - y) <= tol;
+    public int GetHashCode(double obj) => 0;
+}
