@@ -1,3 +1,4 @@
+using MinTorch;
 using static MinTorch.torch;
 
 namespace MinRL.Chapters.Tests;
@@ -31,4 +32,17 @@ public sealed class Tolerance(double tol) : IEqualityComparer<double>
 {
     public bool Equals(double x, double y) => Math.Abs(x - y) <= tol;
     public int GetHashCode(double obj) => 0;
+}
+
+/// <summary>Element-wise comparisons with known values that name the element that differs.</summary>
+public static class Expect
+{
+    /// <summary>Asserts |actual[i] − expected[i]| ≤ <paramref name="tol"/> for every i (any dtype; compared in float64).</summary>
+    public static void Close(double[] expected, torch.Tensor actual, double tol, string what = "")
+    {
+        var a = actual.to_type(ScalarType.Float64).data<double>().ToArray();
+        Assert.Equal(expected.Length, a.Length);
+        for (int i = 0; i < a.Length; i++)
+            Assert.True(Math.Abs(a[i] - expected[i]) <= tol, $"{what}[{i}]: expected {expected[i]:R}, got {a[i]:R} (tolerance {tol})");
+    }
 }

@@ -1,6 +1,7 @@
 using MinTorch;
 using Ppo;
 using static MinTorch.torch;
+using static MinRL.Chapters.Tests.Expect;
 
 namespace MinRL.Chapters.Tests;
 
@@ -10,14 +11,6 @@ namespace MinRL.Chapters.Tests;
 public class PpoTests
 {
     static Tensor T(double[] values, params long[] shape) => tensor(values, shape);
-
-    static void Close(double[] expected, Tensor actual, double tol, string what = "")
-    {
-        var a = actual.to_type(ScalarType.Float64).data<double>().ToArray();
-        Assert.Equal(expected.Length, a.Length);
-        for (int i = 0; i < a.Length; i++)
-            Assert.True(Math.Abs(a[i] - expected[i]) <= tol, $"{what}[{i}]: expected {expected[i]:R}, got {a[i]:R} (tolerance {tol})");
-    }
 
     // ------------------------------------------------------------------ the clipped surrogate
 

@@ -1,6 +1,7 @@
 using MinTorch;
 using RewardModel;
 using static MinTorch.torch;
+using static MinRL.Chapters.Tests.Expect;
 
 namespace MinRL.Chapters.Tests;
 
@@ -13,14 +14,6 @@ public class RewardModelTests
     private static readonly double[] MarginValues = [0.5, 0.0, 1.0];
 
     private static Tensor T(double[] x, bool grad = false) => tensor(x, [x.Length], requires_grad: grad);
-
-    private static void Close(double[] expected, Tensor actual, double tol, string what)
-    {
-        var a = actual.to_type(ScalarType.Float64).data<double>().ToArray();
-        Assert.Equal(expected.Length, a.Length);
-        for (int i = 0; i < a.Length; i++)
-            Assert.True(Math.Abs(a[i] - expected[i]) <= tol, $"{what}[{i}]: expected {expected[i]:R}, got {a[i]:R}");
-    }
 
     [Fact]
     public void Bradley_Terry_loss_and_its_gradient_match_PyTorch()
