@@ -167,10 +167,6 @@ public static class Program
 {
     public static int Main(string[] args) => Lab.Run<Args>(args, "01-policy-gradient", "REINFORCE on a+b=: the policy gradient, with and without a baseline", Train);
 
-    /// <summary>The seed of the evaluation sampler: fixed, so the base and the final model are scored on the
-    /// same random numbers and their difference is not blurred by sampling noise.</summary>
-    private const long EvalSeed = 1234;
-
     /// <summary>The whole chapter: load the base, then rollout → advantages → loss → update → report, repeated.</summary>
     public static int Train(Args args)
     {
@@ -194,7 +190,9 @@ public static class Program
         using var log = new MetricsLog(Path.Combine(args.Out, "metrics.csv"),
             "reward", "accuracy", "well_formed", "running_mean", "loss", "kl", "entropy", "grad_norm", "length",
             "eval_accuracy", "grad_var_none", "grad_var_baseline", "grad_var_ratio", "baseline_optimal", "grad_var_optimal");
-        var baseEval = BaseModel.Evaluate(policy, task.Eval, temperature: 1, generator: new Generator((ulong)EvalSeed));
+        // Every held-out evaluation samples with the book's fixed seed: base and trained policy face the same random
+        // numbers, so their difference is not sampling noise.
+        var baseEval = BaseModel.Evaluate(policy, task.Eval, temperature: 1, generator: new Generator(BaseModel.EvalSeed));
         var baseGreedy = BaseModel.Evaluate(policy, task.Eval, temperature: 0);
         log.Add(0, ("eval_accuracy", baseEval.Accuracy));
         Lab.Print($"base model: held-out sampled accuracy {Lab.Fmt(baseEval.Accuracy)} (T = 1), greedy {Lab.Fmt(baseGreedy.Accuracy)}");
@@ -271,7 +269,7 @@ public static class Program
                 if (step == steps || args.EvalEvery > 0 && step % args.EvalEvery == 0)
                 {
                     // The gold metric, on the same random numbers as the base model's (the last one is the final score).
-                    final = BaseModel.Evaluate(policy, task.Eval, temperature: 1, generator: new Generator((ulong)EvalSeed));
+                    final = BaseModel.Evaluate(policy, task.Eval, temperature: 1, generator: new Generator(BaseModel.EvalSeed));
                     metrics.Add(("eval_accuracy", final.Accuracy));
                 }
                 metrics.AddRange(variance);
@@ -283,7 +281,7 @@ public static class Program
 
         var finalGreedy = BaseModel.Evaluate(policy, task.Eval, temperature: 0);
         // Same generator seed and batch as the final evaluation: the KL is measured on the very samples that were scored.
-        double finalKl = PolicyGradient.KlToReference(policy, reference, task.Eval, new Generator((ulong)EvalSeed));
+        double finalKl = PolicyGradient.KlToReference(policy, reference, task.Eval, new Generator(BaseModel.EvalSeed));
 
         var plot = new SvgPlot($"01-policy-gradient — REINFORCE, baseline {BaselineName(args.Baseline)}, seed {args.Seed}") { Smoothing = 0.9 };
         // Dense per-step metrics are drawn smoothed; the sparse ones (every k steps) as dots, unsmoothed.

@@ -176,10 +176,6 @@ public sealed record Args : LabArgs
 
 public static class Program
 {
-    /// <summary>The seed of the evaluation sampler: fixed (the same in every chapter of the book), so the base and
-    /// the trained model are scored on the same random numbers and every chapter reports the same base accuracy.</summary>
-    private const ulong EvalSeed = 1234;
-
     static int Main(string[] args) =>
         Lab.Run<Args>(args, "02-actor-critic-gae", "advantage actor-critic with GAE(γ, λ) on a+b=", Train);
 
@@ -228,7 +224,7 @@ public static class Program
 
         // Held-out accuracy before training, sampled at T = 1. The final evaluation draws from a generator with the
         // same seed, so base and final face the same random numbers and their difference is less noisy.
-        var baseEval = BaseModel.Evaluate(policy, task.Eval, temperature: 1, generator: new Generator(EvalSeed));
+        var baseEval = BaseModel.Evaluate(policy, task.Eval, temperature: 1, generator: new Generator(BaseModel.EvalSeed));
         Lab.Print($"base model, held-out sampled (T = 1): {baseEval}");
 
         var problemsRng = new SplitMix64(args.Seed);                           // which training problems each step
@@ -245,7 +241,7 @@ public static class Program
             }
         }
 
-        var finalEval = BaseModel.Evaluate(policy, task.Eval, temperature: 1, generator: new Generator(EvalSeed));
+        var finalEval = BaseModel.Evaluate(policy, task.Eval, temperature: 1, generator: new Generator(BaseModel.EvalSeed));
         double finalKl = HeldOutKl(policy, reference, task.Eval, new Generator((ulong)args.Seed + 1));
         Lab.Print($"trained policy, held-out sampled (T = 1): {finalEval}");
 

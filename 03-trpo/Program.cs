@@ -423,8 +423,7 @@ public static class Program
 
         // Held-out accuracy at T = 1, always with the same random stream, so base and trained models are
         // compared on the same draws (common random numbers) and the difference is not sampling noise.
-        ulong evalSeed = 1234;
-        Evaluation Evaluate(TinyGpt model) => BaseModel.Evaluate(model, task.Eval, temperature: 1, generator: new Generator(evalSeed));
+        Evaluation Evaluate(TinyGpt model) => BaseModel.Evaluate(model, task.Eval, temperature: 1, generator: new Generator(BaseModel.EvalSeed));
         var baseEval = Evaluate(policy);
         Lab.Print($"base model, held-out sampled: {baseEval}");
         Lab.Print($"TRPO: {steps} updates of {batch} completions, Fisher on {nFisher}, δ {args.Delta}, λ {args.Damping}, {args.CgIters} CG iterations{(args.Npg ? ", npg (no line search)" : "")}");
@@ -539,7 +538,7 @@ public static class Program
         // ─── the summary: held-out accuracy, KL to the base per completion, cost ───────────────────────
         var finalEval = Evaluate(policy);
         log.Add(steps, ("eval_accuracy", finalEval.Accuracy));
-        double klToBase = SequenceKl(policy, reference, task, evalSeed);
+        double klToBase = SequenceKl(policy, reference, task, BaseModel.EvalSeed);
         SvgPlot.Curves(log, $"TRPO on a+b= (δ {args.Delta}, batch {batch})", "accuracy", "eval_accuracy", "kl", "backtracks", "gain", "kl_ref")
             .Write(Path.Combine(args.Out, "curves.svg"));
         Lab.Finish(new RunSummary

@@ -261,10 +261,6 @@ public static class Program
     static int Main(string[] args) =>
         Lab.Run<Args>(args, "04-ppo", "proximal policy optimisation (clipped surrogate or adaptive KL penalty) on a+b=", Train);
 
-    /// <summary>The seed of the evaluation sampler: fixed (the same in every chapter of the book), so the base and the
-    /// trained model are scored on the same random numbers and every chapter reports the same base accuracy.</summary>
-    const ulong EvalSeed = 1234;
-
     const int P = ArithmeticTask.PromptLength;          // 7: the first completion token is at position P
     const int M = ArithmeticTask.MaxCompletionLength;   // 5: completion tokens at most
 
@@ -309,7 +305,7 @@ public static class Program
 
         // Held-out accuracy before training, at T = 1; every evaluation uses a generator with the same seed, so the base
         // and the trained policy face the same random numbers and their difference is less noisy.
-        var baseEval = BaseModel.Evaluate(policy, task.Eval, temperature: 1, generator: new Generator(EvalSeed));
+        var baseEval = BaseModel.Evaluate(policy, task.Eval, temperature: 1, generator: new Generator(BaseModel.EvalSeed));
         Lab.Print($"base model, held-out sampled (T = 1): {baseEval}");
 
         var problemsRng = new SplitMix64(args.Seed);                           // which training problems each update
@@ -333,7 +329,7 @@ public static class Program
                 metrics.Add(("lr", frac * args.LearningRate));
                 if (update == updates || args.EvalEvery > 0 && update % args.EvalEvery == 0)
                 {
-                    final = BaseModel.Evaluate(policy, task.Eval, temperature: 1, generator: new Generator(EvalSeed));
+                    final = BaseModel.Evaluate(policy, task.Eval, temperature: 1, generator: new Generator(BaseModel.EvalSeed));
                     metrics.Add(("eval_accuracy", final.Accuracy));
                 }
                 metrics.Add(("step_ms", clock.Elapsed.TotalMilliseconds));
@@ -342,7 +338,7 @@ public static class Program
             }
         }
         Lab.Print($"trained policy, held-out sampled (T = 1): {final}");
-        double finalKl = HeldOutKl(policy, reference, task.Eval, new Generator(EvalSeed));   // on the samples just scored
+        double finalKl = HeldOutKl(policy, reference, task.Eval, new Generator(BaseModel.EvalSeed));   // on the samples just scored
 
         var plot = new SvgPlot($"04-ppo ({Name(args.Variant)}), seed {args.Seed}") { Smoothing = 0.8 };
         plot.Add("held-out accuracy (T = 1)", Dots(log, "eval_accuracy")).HLine(baseEval.Accuracy, "base");

@@ -247,10 +247,6 @@ public sealed record Args : LabArgs
 
 public static class Program
 {
-    /// <summary>The seed of the evaluation sampler: fixed (the same in every chapter of the book), so every checkpoint of
-    /// every run is scored on the same random numbers and every chapter reports the same base model.</summary>
-    private const ulong EvalSeed = 1234;
-
     static int Main(string[] args) =>
         Lab.Run<Args>(args, "06-rlhf", "RLHF end to end: SFT model → Bradley–Terry reward model → PPO with a per-token KL penalty", Train);
 
@@ -644,7 +640,7 @@ public static class Program
     /// </summary>
     static Eval Evaluate(TinyGpt actor, TinyGpt reference, TinyGpt rm, PreferenceWorld world, IReadOnlyList<Problem> problems, int step, Args args)
     {
-        var rollout = Rollouts.Generate(actor, ArithmeticTask.EncodePrompts(problems), M, generator: new Generator(EvalSeed));
+        var rollout = Rollouts.Generate(actor, ArithmeticTask.EncodePrompts(problems), M, generator: new Generator(BaseModel.EvalSeed));
         using var _ = no_grad();
         bool wasTraining = actor.training;
         actor.eval();

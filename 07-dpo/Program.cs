@@ -227,10 +227,6 @@ public static class Program
 {
     public static int Main(string[] args) => Lab.Run<Args>(args, "07-dpo", "DPO on a+b= preferences: the policy is its own reward model", Train);
 
-    /// <summary>The seed of the evaluation sampler: fixed, so the base and the trained policy are scored on the
-    /// same random numbers and their difference is not blurred by sampling noise.</summary>
-    private const long EvalSeed = 1234;
-
     /// <summary>The whole chapter: make the preference data, score it once under π_ref, then loss → update →
     /// report, repeated.</summary>
     public static int Train(Args args)
@@ -387,7 +383,7 @@ public static class Program
     {
         using var _ = no_grad();
         var rollout = Rollouts.Generate(policy, ArithmeticTask.EncodePrompts(problems), ArithmeticTask.MaxCompletionLength,
-            generator: new Generator((ulong)EvalSeed));
+            generator: new Generator(BaseModel.EvalSeed));
         var measured = ArithmeticTask.Measure(problems, rollout.Completions);
         double gold = new PreferenceWorld().MeanGold(problems, rollout.Completions);
         var logp = Rollouts.TokenLogProbs(policy, rollout);                    // (N, M)

@@ -224,10 +224,6 @@ public static class Program
 {
     public static int Main(string[] args) => Lab.Run<Args>(args, "08-grpo", "GRPO on a+b=: group-relative advantages, clipped ratio, k3 KL to the reference", Train);
 
-    /// <summary>The seed of the evaluation sampler: fixed, and the same in every chapter, so the base and the final
-    /// model are scored on the same random numbers and their difference is not blurred by sampling noise.</summary>
-    private const long EvalSeed = 1234;
-
     /// <summary>The whole chapter: load the base, then rollout → advantages → loss → update → report, repeated.</summary>
     public static int Train(Args args)
     {
@@ -250,7 +246,9 @@ public static class Program
         using var log = new MetricsLog(Path.Combine(args.Out, "metrics.csv"),
             "reward", "reward_std", "accuracy", "well_formed", "zero_std_frac", "loss", "kl_loss", "kl", "clip_frac",
             "grad_norm", "entropy", "length", "eval_accuracy");
-        var baseEval = BaseModel.Evaluate(policy, task.Eval, temperature: 1, generator: new Generator((ulong)EvalSeed));
+        // Every held-out evaluation samples with the book's fixed seed: base and trained policy face the same random
+        // numbers, so their difference is not sampling noise.
+        var baseEval = BaseModel.Evaluate(policy, task.Eval, temperature: 1, generator: new Generator(BaseModel.EvalSeed));
         var baseGreedy = BaseModel.Evaluate(policy, task.Eval, temperature: 0);
         log.Add(0, ("eval_accuracy", baseEval.Accuracy));
         Lab.Print($"base model: held-out sampled accuracy {Lab.Fmt(baseEval.Accuracy)} (T = 1), greedy {Lab.Fmt(baseGreedy.Accuracy)}");
@@ -328,7 +326,7 @@ public static class Program
                 if (step == steps || args.EvalEvery > 0 && step % args.EvalEvery == 0)
                 {
                     // The gold metric, on the same random numbers as the base model's (the last one is the final score).
-                    final = BaseModel.Evaluate(policy, task.Eval, temperature: 1, generator: new Generator((ulong)EvalSeed));
+                    final = BaseModel.Evaluate(policy, task.Eval, temperature: 1, generator: new Generator(BaseModel.EvalSeed));
                     metrics.Add(("eval_accuracy", final.Accuracy));
                 }
                 log.Add(step, [.. metrics]);
@@ -339,7 +337,7 @@ public static class Program
 
         var finalGreedy = BaseModel.Evaluate(policy, task.Eval, temperature: 0);
         // Same generator seed and batch as the final evaluation: the KL is measured on the very samples that were scored.
-        double finalKl = GroupRelative.KlToReference(policy, reference, task.Eval, new Generator((ulong)EvalSeed));
+        double finalKl = GroupRelative.KlToReference(policy, reference, task.Eval, new Generator(BaseModel.EvalSeed));
 
         string variant = $"scale-rewards {Name(args.ScaleRewards)}, loss-type {Name(args.LossType)}";
         var plot = new SvgPlot($"08-grpo — GRPO ({variant}), seed {args.Seed}") { Smoothing = 0.9 };

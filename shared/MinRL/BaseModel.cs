@@ -138,6 +138,11 @@ public static class BaseModel
 
     // ------------------------------------------------------------------ evaluation
 
+    /// <summary>The seed of the sampler every chapter evaluates with (<c>new Generator(BaseModel.EvalSeed)</c>): fixed and
+    /// shared, so the base and the trained model are scored on the same random numbers (their difference is not blurred
+    /// by sampling noise) and every chapter reports the same base numbers.</summary>
+    public const ulong EvalSeed = 1234;
+
     /// <summary>
     /// Samples one completion per problem (up to 5 tokens) at <paramref name="temperature"/> (0 = greedy) and
     /// scores them: accuracy by the task's rule, mean gold by <paramref name="world"/> (default: the book's
