@@ -26,8 +26,9 @@ public static class Harness
 
     public static JsonObject Measure(Workload w, Options o)
     {
-        // Warm-up. Tiered compilation promotes a method after ~30 calls plus a short delay and
-        // replaces long-running loops on the fly (OSR), so a second of calls is plenty.
+        // Warm-up. Tiered compilation promotes a method after ~30 calls plus a profiling phase, and replaces
+        // long-running loops on the fly (OSR); a small workload needs a few hundred calls to reach its steady
+        // state (train at S: ~300 calls, 5 s — see README.md, "Warm-up, then medians").
         var clock = Stopwatch.StartNew();
         int calls = 0;
         while (calls < MinWarmupCalls || clock.Elapsed.TotalSeconds < o.WarmupSeconds)
