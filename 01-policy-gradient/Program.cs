@@ -112,8 +112,8 @@
 // OpenAI Spinning Up, "Intro to Policy Optimization" (https://spinningup.openai.com).
 using System.Diagnostics;
 using MinRL;
-using MinTorch;
-using static MinTorch.torch;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace Reinforce;
 

@@ -132,8 +132,8 @@
 // critic that explained more of the returns, the variance GAE saves would matter more.
 using System.Diagnostics;
 using MinRL;
-using MinTorch;
-using static MinTorch.torch;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace ActorCritic;
 

@@ -189,9 +189,9 @@
 // is ≈ 1.1 and three updates take accuracy to 0.02: the line search is what makes small batches safe.
 using System.Diagnostics;
 using MinRL;
-using MinTorch;
-using MinTorch.Modules;
-using static MinTorch.torch;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace Trpo;
 

@@ -175,8 +175,8 @@
 // L. Engstrom et al., "Implementation Matters in Deep Policy Gradients", ICLR 2020.
 using System.Diagnostics;
 using MinRL;
-using MinTorch;
-using static MinTorch.torch;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace Ppo;
 

@@ -173,9 +173,9 @@
 using System.Diagnostics;
 using System.Globalization;
 using MinRL;
-using MinTorch;
-using static MinTorch.torch;
-using F = MinTorch.torch.nn.functional;
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
 
 namespace RewardModel;
 

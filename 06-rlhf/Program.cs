@@ -164,9 +164,9 @@
 // That is Gao et al.'s picture: the gold-vs-KL curve rises, peaks and falls while the proxy-vs-KL curve does not.
 using System.Diagnostics;
 using MinRL;
-using MinTorch;
-using static MinTorch.torch;
-using F = MinTorch.torch.nn.functional;
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
 
 namespace Rlhf;
 

@@ -168,8 +168,8 @@
 // dpo_loss, get_batch_logps, the rewards/* metric names).
 using System.Diagnostics;
 using MinRL;
-using MinTorch;
-using static MinTorch.torch;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace Dpo;
 

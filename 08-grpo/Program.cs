@@ -150,8 +150,8 @@
 // scale_rewards, loss_type), https://github.com/huggingface/trl.
 using System.Diagnostics;
 using MinRL;
-using MinTorch;
-using static MinTorch.torch;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace Grpo;
 

@@ -3,7 +3,8 @@ using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
-using MinTorch;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace MinRL;
 

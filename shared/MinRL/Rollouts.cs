@@ -17,8 +17,8 @@
 //   logits used  at position P−1 predict position P, …, at L−2 predict L−1
 //
 // Nothing algorithm-specific lives here: no losses, no advantages (DESIGN.md).
-using MinTorch;
-using static MinTorch.torch;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace MinRL;
 

@@ -1,7 +1,7 @@
-using MinTorch;
-using MinTorch.Modules;
-using static MinTorch.torch;
-using F = MinTorch.torch.nn.functional;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
 
 namespace MinRL;
 
@@ -196,7 +196,7 @@ public sealed class TinyGpt : nn.Module<Tensor, Tensor>
             Tensor y;
             if (cache is null)
             {
-                y = F.scaled_dot_product_attention(q, k, v, is_causal: true);     // (B, H, T, D)
+                y = F.scaled_dot_product_attention(q, k, v, is_casual: true);     // (B, H, T, D)
             }
             else
             {

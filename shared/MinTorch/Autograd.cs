@@ -1,4 +1,4 @@
-namespace MinTorch;
+namespace TorchSharp;
 
 using Tensor = torch.Tensor;
 

@@ -1,4 +1,4 @@
-namespace MinTorch;
+namespace TorchSharp;
 
 public static partial class torch
 {
@@ -6,7 +6,7 @@ public static partial class torch
     {
         /// <summary>
         /// Stateless functions of tensors (TorchSharp's <c>torch.nn.functional</c>, usually imported as
-        /// <c>using F = MinTorch.torch.nn.functional;</c>): activations, softmax, normalisation and losses.
+        /// <c>using F = TorchSharp.torch.nn.functional;</c>): activations, softmax, normalisation and losses.
         /// Each one forwards to the tensor op that holds its forward and backward.
         /// </summary>
         public static partial class functional

@@ -1,12 +1,12 @@
 using System.Numerics.Tensors;
-using MinTorch.Modules;
+using TorchSharp.Modules;
 
-namespace MinTorch;
+namespace TorchSharp;
 
 public static partial class torch
 {
     /// <summary>Neural-network building blocks (TorchSharp's <c>torch.nn</c>): layer factories,
-    /// <c>init</c> and <c>utils</c>. The layer classes live in <c>MinTorch.Modules</c>.</summary>
+    /// <c>init</c> and <c>utils</c>. The layer classes live in <c>TorchSharp.Modules</c>.</summary>
     public static partial class nn
     {
         // ------------------------------------------------------------------ factories

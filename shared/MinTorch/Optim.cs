@@ -1,6 +1,6 @@
-using MinTorch.Modules;
+using TorchSharp.Modules;
 
-namespace MinTorch;
+namespace TorchSharp;
 
 public static partial class torch
 {

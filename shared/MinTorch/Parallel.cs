@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.ExceptionServices;
 
-namespace MinTorch;
+namespace TorchSharp;
 
 /// <summary>
 /// Deterministic parallel loops. Work is cut into chunks whose boundaries depend only on the problem

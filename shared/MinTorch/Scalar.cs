@@ -1,12 +1,15 @@
-namespace MinTorch;
+namespace TorchSharp;
 
-/// <summary>The element types MinTorch supports; the numeric values are TorchSharp's (and libtorch's).</summary>
-public enum ScalarType : sbyte
+public static partial class torch
 {
-    Int64 = 4,
-    Float32 = 6,
-    Float64 = 7,
-    Bool = 11,
+    /// <summary>The element types MinTorch supports; the numeric values are TorchSharp's (and libtorch's).</summary>
+    public enum ScalarType : sbyte
+    {
+        Int64 = 4,
+        Float32 = 6,
+        Float64 = 7,
+        Bool = 11,
+    }
 }
 
 /// <summary>A number passed to an op (`x.clamp(min: 0)`, `torch.full(shape, 1.5)`), as TorchSharp's <c>Scalar</c>.</summary>

@@ -1,4 +1,4 @@
-namespace MinTorch;
+namespace TorchSharp;
 
 /// <summary>Shape arithmetic shared by the ops: element counts, dim wrapping, broadcasting.</summary>
 internal static class Shapes

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Runtime.CompilerServices;
 using System.Text;
 
-namespace MinTorch;
+namespace TorchSharp;
 
 public static partial class torch
 {
@@ -133,9 +133,17 @@ public static partial class torch
         /// <summary>Back-propagates from this scalar: accumulates d(this)/d(leaf) into every leaf's <c>.grad</c>.</summary>
         public void backward() => Autograd.Backward(this, null, create_graph: false);
 
-        /// <summary>Back-propagates with an explicit gradient of the same shape as this tensor (for non-scalars).</summary>
-        public void backward(Tensor? gradient, bool retain_graph = false, bool create_graph = false)
-            => Autograd.Backward(this, gradient, create_graph);
+        /// <summary>Back-propagates with an explicit gradient of the same shape as this tensor (for non-scalars):
+        /// TorchSharp's signature, where <paramref name="grad_tensors"/> holds that one gradient. MinTorch keeps the
+        /// graph in any case, so <paramref name="retain_graph"/> changes nothing; <paramref name="inputs"/> must be null.</summary>
+        public void backward(IList<Tensor>? grad_tensors, bool create_graph = false, bool retain_graph = false,
+            IList<Tensor>? inputs = null)
+        {
+            if (grad_tensors is { Count: > 1 })
+                throw new ArgumentException($"backward: one tensor takes one gradient, got {grad_tensors.Count}");
+            if (inputs is not null) throw new NotSupportedException("backward: inputs is not supported by MinTorch");
+            Autograd.Backward(this, grad_tensors is { Count: 1 } ? grad_tensors[0] : null, create_graph);
+        }
 
         /// <summary>A tensor sharing this one's storage, cut out of the autograd graph.</summary>
         public Tensor detach() => new(_storage, _shape, _dtype);
@@ -359,6 +367,12 @@ public static partial class torch
         /// <summary>Tensors are garbage collected; Dispose exists for TorchSharp compatibility and drops
         /// the references this tensor holds so its memory can be reclaimed early.</summary>
         public virtual void Dispose() { grad = null; GC.SuppressFinalize(this); }
+
+        /// <summary>TorchSharp: keep this tensor alive past the innermost dispose scope (it joins the next one
+        /// out). MinTorch has nothing to free, so it returns the tensor itself (see <see cref="torch.NewDisposeScope"/>).</summary>
+        public Tensor MoveToOuterDisposeScope() => this;
+        /// <summary>TorchSharp: take this tensor out of every dispose scope (the caller disposes it). A no-op here.</summary>
+        public Tensor DetachFromDisposeScope() => this;
     }
 
     /// <summary>A read-only view of a tensor's elements (what TorchSharp's <c>data&lt;T&gt;()</c> returns).</summary>

@@ -1,4 +1,4 @@
-namespace MinTorch;
+namespace TorchSharp;
 
 /// <summary>
 /// The entry point, shaped like TorchSharp's static class <c>torch</c>: creation functions, dtypes,
@@ -46,10 +46,11 @@ public static partial class torch
     public static bool is_grad_enabled() => Autograd.GradEnabled;
     public static void set_grad_enabled(bool enabled) => _ = new Autograd.GradMode(enabled);
 
-    /// <summary>TorchSharp frees native memory in dispose scopes. MinTorch's tensors are managed arrays
-    /// that the garbage collector reclaims, so a scope has nothing to do; it exists so code ports unchanged.</summary>
-    public static IDisposable NewDisposeScope() => new NoopScope();
-    private sealed class NoopScope : IDisposable { public void Dispose() { } }
+    /// <summary>TorchSharp frees native memory in dispose scopes: every tensor made while a scope is open is
+    /// disposed with it, unless moved out (<see cref="Tensor.MoveToOuterDisposeScope"/>). MinTorch's tensors are
+    /// managed arrays that the garbage collector reclaims, so a scope has nothing to do; it exists so that code
+    /// written for TorchSharp compiles and runs unchanged.</summary>
+    public static DisposeScope NewDisposeScope() => new();
 
     public static partial class autograd
     {

@@ -1,6 +1,6 @@
 using ActorCritic;
-using MinTorch;
-using static MinTorch.torch;
+using TorchSharp;
+using static TorchSharp.torch;
 using static MinRL.Chapters.Tests.Expect;
 
 namespace MinRL.Chapters.Tests;

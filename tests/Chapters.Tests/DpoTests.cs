@@ -1,6 +1,6 @@
 using Dpo;
-using MinTorch;
-using static MinTorch.torch;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace MinRL.Chapters.Tests;
 

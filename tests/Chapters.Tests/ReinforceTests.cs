@@ -1,6 +1,6 @@
-using MinTorch;
+using TorchSharp;
 using Reinforce;
-using static MinTorch.torch;
+using static TorchSharp.torch;
 
 namespace MinRL.Chapters.Tests;
 

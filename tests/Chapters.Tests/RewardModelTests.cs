@@ -1,6 +1,6 @@
-using MinTorch;
+using TorchSharp;
 using RewardModel;
-using static MinTorch.torch;
+using static TorchSharp.torch;
 using static MinRL.Chapters.Tests.Expect;
 
 namespace MinRL.Chapters.Tests;

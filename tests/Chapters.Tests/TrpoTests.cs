@@ -1,7 +1,7 @@
-using MinTorch;
-using MinTorch.Modules;
+using TorchSharp;
+using TorchSharp.Modules;
 using Trpo;
-using static MinTorch.torch;
+using static TorchSharp.torch;
 using T3 = Trpo.Trpo;
 
 namespace MinRL.Chapters.Tests;

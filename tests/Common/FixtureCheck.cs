@@ -1,9 +1,9 @@
 // FixtureCheck: compares tensors with the PyTorch reference fixtures, shared by tests/MinTorch.Tests and
 // tests/MinRL.Tests (each project compiles this one file; see their .csproj).
 using System.Globalization;
-using MinTorch;
+using TorchSharp;
 using Xunit;
-using static MinTorch.torch;
+using static TorchSharp.torch;
 
 namespace MinRL.Testing;
 

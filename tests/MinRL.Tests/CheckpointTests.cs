@@ -1,7 +1,8 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
-using MinTorch;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace MinRL.Tests;
 

@@ -1,6 +1,6 @@
 using System.Globalization;
-using MinTorch;
-using static MinTorch.torch;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace MinRL.Tests;
 

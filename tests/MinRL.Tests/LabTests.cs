@@ -4,7 +4,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Xml.Linq;
-using MinTorch;
+using TorchSharp;
 
 namespace MinRL.Tests;
 

@@ -1,7 +1,7 @@
-using MinTorch;
+using TorchSharp;
 using Xunit.Abstractions;
-using static MinTorch.torch;
-using F = MinTorch.torch.nn.functional;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
 
 namespace MinRL.Tests;
 

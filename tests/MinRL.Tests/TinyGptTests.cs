@@ -1,5 +1,5 @@
-using MinTorch;
-using static MinTorch.torch;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace MinRL.Tests;
 

@@ -1,7 +1,7 @@
-using MinTorch;
-using static MinTorch.torch;
+using TorchSharp;
+using static TorchSharp.torch;
 
-namespace MinTorch.Tests;
+namespace TorchSharp.Tests;
 
 /// <summary>
 /// The backward pass sums the gradients a tensor receives from each of its uses; from the third use on it

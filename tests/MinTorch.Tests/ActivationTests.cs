@@ -1,9 +1,9 @@
 using System.Runtime.Intrinsics;
-using MinTorch;
-using static MinTorch.torch;
-using F = MinTorch.torch.nn.functional;
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
 
-namespace MinTorch.Tests;
+namespace TorchSharp.Tests;
 
 /// <summary>Assertions shared by the activation, softmax, norm, loss and stats tests.</summary>
 internal static class NnAssert

@@ -1,8 +1,8 @@
-using MinTorch;
-using static MinTorch.torch;
-using F = MinTorch.torch.nn.functional;
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
 
-namespace MinTorch.Tests;
+namespace TorchSharp.Tests;
 
 /// <summary>
 /// The fused attention kernel behind scaled_dot_product_attention against its composite reference
@@ -13,7 +13,7 @@ namespace MinTorch.Tests;
 public class AttentionKernelTests
 {
     static Tensor Sdpa(Tensor q, Tensor k, Tensor v, Tensor? mask = null, bool causal = false) =>
-        F.scaled_dot_product_attention(q, k, v, attn_mask: mask, is_causal: causal);
+        F.scaled_dot_product_attention(q, k, v, attn_mask: mask, is_casual: causal);
 
     static double[] Values(Tensor t) => t.to_type(ScalarType.Float64).data<double>().ToArray();
 
@@ -111,7 +111,7 @@ public class AttentionKernelTests
         {
             q.grad = k.grad = v.grad = null;
             var y = Sdpa(q, k, v, causal: true);
-            y.backward(g);
+            y.backward([g]);
             using var _ = no_grad();
             return [y, q.grad!, k.grad!, v.grad!, Sdpa(qc, k, v, mask)];
         });

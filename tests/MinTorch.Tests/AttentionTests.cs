@@ -1,8 +1,8 @@
-using MinTorch;
-using static MinTorch.torch;
-using F = MinTorch.torch.nn.functional;
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
 
-namespace MinTorch.Tests;
+namespace TorchSharp.Tests;
 
 /// <summary>
 /// <c>torch.nn.functional.scaled_dot_product_attention</c>: softmax(Q Kᵀ/√D + mask) V, with is_causal, a bool
@@ -11,7 +11,7 @@ namespace MinTorch.Tests;
 public class AttentionTests
 {
     static Tensor Sdpa(Tensor q, Tensor k, Tensor v, Tensor? mask = null, bool causal = false) =>
-        F.scaled_dot_product_attention(q, k, v, attn_mask: mask, is_causal: causal);
+        F.scaled_dot_product_attention(q, k, v, attn_mask: mask, is_casual: causal);
 
     /// <summary>A bool (T, L) mask from rows of 0/1 (every row must allow at least one key, or softmax gives NaN).</summary>
     static Tensor BoolMask(long[] shape, params int[] bits) => tensor(bits.Select(b => b != 0).ToArray(), shape);
@@ -225,7 +225,7 @@ public class AttentionTests
     public void Mask_and_is_causal_together_are_refused()
     {
         var e = Assert.Throws<ArgumentException>(() => F.scaled_dot_product_attention(
-            zeros(1, 2, 4), zeros(1, 2, 4), zeros(1, 2, 4), attn_mask: ones(2, 2, dtype: ScalarType.Bool), is_causal: true));
+            zeros(1, 2, 4), zeros(1, 2, 4), zeros(1, 2, 4), attn_mask: ones(2, 2, dtype: ScalarType.Bool), is_casual: true));
         Assert.Contains("scaled_dot_product_attention", e.Message);
         Assert.Contains("either attn_mask or is_causal", e.Message);
     }

@@ -1,9 +1,9 @@
 using System.Globalization;
 using System.Text.Json;
-using MinTorch;
-using static MinTorch.torch;
+using TorchSharp;
+using static TorchSharp.torch;
 
-namespace MinTorch.Tests;
+namespace TorchSharp.Tests;
 
 /// <summary>
 /// Loads the PyTorch reference fixtures written by <c>tests/reference/engine_fixtures.py</c>.

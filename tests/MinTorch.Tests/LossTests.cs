@@ -1,9 +1,9 @@
-using MinTorch;
-using static MinTorch.torch;
-using F = MinTorch.torch.nn.functional;
-using Reduction = MinTorch.torch.nn.Reduction;
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+using Reduction = TorchSharp.torch.nn.Reduction;
 
-namespace MinTorch.Tests;
+namespace TorchSharp.Tests;
 
 public class LossTests
 {

@@ -1,8 +1,8 @@
-using MinTorch;
-using static MinTorch.torch;
-using F = MinTorch.torch.nn.functional;
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
 
-namespace MinTorch.Tests;
+namespace TorchSharp.Tests;
 
 public class MatmulTests
 {

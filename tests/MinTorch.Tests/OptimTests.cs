@@ -1,8 +1,8 @@
-using MinTorch;
-using MinTorch.Modules;
-using static MinTorch.torch;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
-namespace MinTorch.Tests;
+namespace TorchSharp.Tests;
 
 public class OptimTests
 {

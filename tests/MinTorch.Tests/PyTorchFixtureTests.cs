@@ -1,9 +1,9 @@
-using MinTorch;
-using MinTorch.Modules;
-using static MinTorch.torch;
-using F = MinTorch.torch.nn.functional;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
 
-namespace MinTorch.Tests;
+namespace TorchSharp.Tests;
 
 /// <summary>
 /// The fixture loader and comparison helper, checked with MinTorch's core ops only (elementwise,

@@ -1,5 +1,5 @@
-using MinTorch;
-using static MinTorch.torch;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace MinRL.Bench;
 
@@ -37,7 +37,7 @@ public static class MicroBenches
         yield return new Workload("softmax", "softmax_fwd_bwd", "-", () =>
         {
             xg.grad = null;
-            xg.softmax(-1).backward(g);
+            xg.softmax(-1).backward([g]);
         }, Str(RowShape));
     }
 
@@ -58,7 +58,7 @@ public static class MicroBenches
         yield return new Workload("layer_norm", "layer_norm_fwd_bwd", "-", () =>
         {
             xg.grad = null; wg.grad = null; bg.grad = null;
-            nn.functional.layer_norm(xg, [d], wg, bg).backward(g);
+            nn.functional.layer_norm(xg, [d], wg, bg).backward([g]);
         }, Str(RowShape));
     }
 }

@@ -7,7 +7,7 @@
 // generate, logprobs on each --config; all three configs by default) or `all`.
 
 using System.Globalization;
-using MinTorch;
+using TorchSharp;
 using MinRL.Bench;
 
 return Cli.Run(args);

@@ -1,6 +1,6 @@
-using MinTorch;
-using static MinTorch.torch;
-using F = MinTorch.torch.nn.functional;
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
 
 namespace MinRL.Bench;
 

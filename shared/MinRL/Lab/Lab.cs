@@ -19,7 +19,7 @@ using System.Globalization;
 using System.Reflection;
 using System.Text;
 using System.Text.Json;
-using MinTorch;
+using TorchSharp;
 using Spectre.Console;
 
 namespace MinRL;

@@ -1,4 +1,5 @@
-using MinTorch;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace MinRL;
 

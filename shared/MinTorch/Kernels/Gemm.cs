@@ -5,7 +5,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
-namespace MinTorch;
+namespace TorchSharp;
 
 /// <summary>
 /// General matrix multiplication, C[M×N] (= or +=) op(A)[M×K] · op(B)[K×N], for float and double,

@@ -1,7 +1,7 @@
 using System.Collections;
-using static MinTorch.torch;
+using static TorchSharp.torch;
 
-namespace MinTorch.Modules;
+namespace TorchSharp.Modules;
 
 /// <summary>
 /// A list of sub-modules that registers them under their indices "0", "1", ... (TorchSharp's

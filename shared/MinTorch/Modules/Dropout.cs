@@ -1,6 +1,6 @@
-using static MinTorch.torch;
+using static TorchSharp.torch;
 
-namespace MinTorch.Modules;
+namespace TorchSharp.Modules;
 
 /// <summary>
 /// Dropout (TorchSharp's <c>Dropout</c>): in training mode each element is zeroed with probability

@@ -1,6 +1,6 @@
-using static MinTorch.torch;
+using static TorchSharp.torch;
 
-namespace MinTorch.Modules;
+namespace TorchSharp.Modules;
 
 /// <summary>
 /// A lookup table of <c>num_embeddings</c> vectors of size <c>embedding_dims</c> (TorchSharp's

@@ -1,6 +1,6 @@
-using static MinTorch.torch;
+using static TorchSharp.torch;
 
-namespace MinTorch.Modules;
+namespace TorchSharp.Modules;
 
 /// <summary>The GELU activation as a module (TorchSharp's <c>GELU</c>): y = x·Φ(x), see <c>nn.functional.gelu</c>.</summary>
 public sealed class GELU : nn.Module<Tensor, Tensor>

@@ -1,6 +1,6 @@
-using static MinTorch.torch;
+using static TorchSharp.torch;
 
-namespace MinTorch.Modules;
+namespace TorchSharp.Modules;
 
 /// <summary>
 /// Layer normalisation over the last dimensions (TorchSharp's <c>LayerNorm</c>):

@@ -1,6 +1,6 @@
-using static MinTorch.torch;
+using static TorchSharp.torch;
 
-namespace MinTorch.Modules;
+namespace TorchSharp.Modules;
 
 /// <summary>
 /// A fully connected layer y = x·Wᵀ + b (TorchSharp's <c>Linear</c>), with W of shape [out, in].

@@ -1,7 +1,7 @@
 using System.Reflection;
-using MinTorch.Modules;
+using TorchSharp.Modules;
 
-namespace MinTorch;
+namespace TorchSharp;
 
 /// <summary>Names the component a field registers as, instead of the field's own name
 /// (TorchSharp's <c>[ComponentName(Name = "weight")]</c> on a private <c>_weight</c> field).</summary>

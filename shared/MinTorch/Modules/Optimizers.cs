@@ -1,9 +1,9 @@
 using System.Numerics;
 using System.Runtime.InteropServices;
-using static MinTorch.torch;
-using static MinTorch.torch.optim;
+using static TorchSharp.torch;
+using static TorchSharp.torch.optim;
 
-namespace MinTorch.Modules;
+namespace TorchSharp.Modules;
 
 /// <summary>The hyperparameters of one parameter group (TorchSharp's <c>OptimizerOptions</c>).</summary>
 public class OptimizerOptions

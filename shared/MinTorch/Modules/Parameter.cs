@@ -1,6 +1,6 @@
-namespace MinTorch.Modules;
+namespace TorchSharp.Modules;
 
-using Tensor = MinTorch.torch.Tensor;
+using Tensor = TorchSharp.torch.Tensor;
 
 /// <summary>
 /// A tensor that is a learnable weight of a module (TorchSharp's <c>TorchSharp.Modules.Parameter</c>).

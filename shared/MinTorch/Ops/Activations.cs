@@ -2,7 +2,7 @@ using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
-namespace MinTorch;
+namespace TorchSharp;
 
 /// <summary>
 /// Vector math the activations need and .NET does not ship: erf, an accurate log1p, and a driver that

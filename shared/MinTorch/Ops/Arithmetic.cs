@@ -1,8 +1,8 @@
 using System.Numerics;
 using System.Numerics.Tensors;
-using static MinTorch.Elementwise;
+using static TorchSharp.Elementwise;
 
-namespace MinTorch;
+namespace TorchSharp;
 
 public static partial class torch
 {

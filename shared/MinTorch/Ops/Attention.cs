@@ -5,7 +5,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
-namespace MinTorch;
+namespace TorchSharp;
 
 public static partial class torch
 {
@@ -19,8 +19,9 @@ public static partial class torch
             /// </summary>
             /// <remarks>
             /// <para><paramref name="attn_mask"/> is either bool (true = may attend, as in PyTorch) or float (added to
-            /// the scores), and broadcasts to the scores (…, T, L). <paramref name="is_causal"/> lets query i see keys
-            /// 0..i only (top-left aligned, as PyTorch's definition).</para>
+            /// the scores), and broadcasts to the scores (…, T, L). <paramref name="is_casual"/> lets query i see keys
+            /// 0..i only (top-left aligned, as PyTorch's definition). TorchSharp 0.107 spells PyTorch's
+            /// <c>is_causal</c> as <c>is_casual</c>; MinTorch keeps that spelling, so a call compiles on both.</para>
             /// <para>With P = softmax(S), S = Q Kᵀ/√D (+ mask), and g = ∂L/∂Y:
             /// dV = Pᵀ g,  dP = g Vᵀ,  dS = P ⊙ (dP − Σ_j dP ⊙ P),  dQ = dS K / √D,  dK = dSᵀ Q / √D.</para>
             /// <para>When query, key and value share their batch dims, this runs as one fused kernel per
@@ -29,9 +30,10 @@ public static partial class torch
             /// batch dims, a float mask that requires grad) use <see cref="Attention.Composite"/>, the same
             /// formula written with the engine's differentiable ops.</para>
             /// </remarks>
-            public static Tensor scaled_dot_product_attention(Tensor query, Tensor key, Tensor value, Tensor? attn_mask = null, double p = 0.0, bool is_causal = false)
+            public static Tensor scaled_dot_product_attention(Tensor query, Tensor key, Tensor value, Tensor? attn_mask = null, double p = 0.0, bool is_casual = false)
             {
                 const string op = "scaled_dot_product_attention";
+                bool is_causal = is_casual;
                 if (p != 0.0) throw new ArgumentException($"{op}: dropout (p > 0) is not supported by MinTorch");
                 if (query.Rank < 2 || key.Rank < 2 || value.Rank < 2)
                     throw new ArgumentException($"{op}: query, key and value need at least 2 dims, got {query.ShapeString}, {key.ShapeString}, {value.ShapeString}");

@@ -1,7 +1,7 @@
 using System.Numerics;
 using System.Numerics.Tensors;
 
-namespace MinTorch;
+namespace TorchSharp;
 
 /// <summary>
 /// The elementwise machinery: a binary kernel is written once as four span functions (tensor∘tensor,

@@ -2,7 +2,7 @@ using System.Numerics;
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 
-namespace MinTorch;
+namespace TorchSharp;
 
 public static partial class torch
 {

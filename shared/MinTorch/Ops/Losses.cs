@@ -1,7 +1,7 @@
 using System.Numerics;
 using System.Numerics.Tensors;
 
-namespace MinTorch;
+namespace TorchSharp;
 
 /// <summary>
 /// Cross-entropy with class-index targets, fused: one pass per sample computes log Σ e^x (max-shifted),

@@ -1,7 +1,7 @@
 using System.Numerics;
 using System.Runtime.Intrinsics;
 
-namespace MinTorch;
+namespace TorchSharp;
 
 /// <summary>
 /// Layer norm over the last dims, seen as (rows, n). Forward: per row, μ and σ² in float64 accumulators,

@@ -1,7 +1,7 @@
 using System.Numerics;
 using System.Numerics.Tensors;
 
-namespace MinTorch;
+namespace TorchSharp;
 
 public static partial class torch
 {

@@ -1,7 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
-namespace MinTorch;
+namespace TorchSharp;
 
 /// <summary>
 /// A strided window onto a contiguous buffer: element (i₀, …, iₖ₋₁) of the view is

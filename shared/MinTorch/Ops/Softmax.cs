@@ -2,7 +2,7 @@ using System.Numerics;
 using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
 
-namespace MinTorch;
+namespace TorchSharp;
 
 /// <summary>
 /// Kernels for softmax, log_softmax and logsumexp over one dim of a contiguous tensor, seen as

@@ -1,4 +1,4 @@
-namespace MinTorch;
+namespace TorchSharp;
 
 public static partial class torch
 {

@@ -26,9 +26,9 @@
 using System.Diagnostics;
 using System.Globalization;
 using MinRL;
-using MinTorch;
-using static MinTorch.torch;
-using F = MinTorch.torch.nn.functional;
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
 
 return Lab.Run<Args>(args, "preference-check", "measures the preference world and a quick Bradley–Terry reward model", Run);
 
