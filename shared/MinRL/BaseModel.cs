@@ -67,7 +67,7 @@ public sealed record BaseModelConfig
 
     /// <summary>The canonical description the cache key hashes (and the checkpoint's metadata records).</summary>
     public string Key => string.Create(CultureInfo.InvariantCulture,
-        $"kit{Kit.Version};{Model.Key};seed{Seed};task{TaskSeed};adamw-lr{LearningRate:R}-wd{WeightDecay:R};" +
+        $"kit{Kit.Version};{Kit.Engine};{Model.Key};seed{Seed};task{TaskSeed};adamw-lr{LearningRate:R}-wd{WeightDecay:R};" +
         $"batch{BatchSize};eval{EvalEvery};target{TargetAccuracy:R}");
 
     /// <summary>The first 16 hex digits of SHA-256(<see cref="Key"/>): the cache file is base-&lt;hash&gt;.safetensors.</summary>
@@ -106,15 +106,16 @@ public static class BaseModel
     public static TinyGpt Load(BaseModelConfig cfg, TextWriter? log = null) => LoadWithInfo(cfg, log).Model;
 
     /// <summary><see cref="Load"/>, also returning the model's steps and held-out numbers.</summary>
-    /// <remarks>The work runs on a thread of its own, so it never draws from the caller's random streams
-    /// (MinTorch's default generator is per thread): a chapter's run is the same, bit for bit, whether its base
-    /// came from the cache or was trained a moment ago.</remarks>
+    /// <remarks>The work never draws from the caller's random streams (see <see cref="Isolated{T}"/>): a chapter's
+    /// run is the same, bit for bit, whether its base came from the cache or was trained a moment ago. The model
+    /// is built and trained on the CPU, then moved to the run's device (<c>--device</c>).</remarks>
     public static (TinyGpt Model, BaseModelInfo Info) LoadWithInfo(BaseModelConfig cfg, TextWriter? log = null)
     {
         ArgumentNullException.ThrowIfNull(cfg);
         Validate(cfg);
         log ??= Console.Out;
-        return Isolated(() => LoadOrBuild(cfg, log));
+        var (model, info) = Isolated(() => LoadOrBuild(cfg, log));
+        return (model.to(Lab.Device), info);
     }
 
     /// <summary>The cache file for <paramref name="cfg"/>.</summary>
@@ -166,6 +167,7 @@ public static class BaseModel
         double correct = 0, gold = 0, period = 0, formed = 0;
         for (int start = 0; start < problems.Count; start += batchSize)
         {
+            using var scope = NewDisposeScope();                  // TorchSharp: frees this batch's tensors
             var batch = problems.Skip(start).Take(batchSize).ToArray();
             var r = Rollouts.Generate(model, ArithmeticTask.EncodePrompts(batch), ArithmeticTask.MaxCompletionLength, temperature,
                 generator: generator);
@@ -248,6 +250,7 @@ public static class BaseModel
                 throw new LabException($"base model: held-out greedy accuracy was {Fmt(accuracy)} after {step} steps and never reached the target " +
                     $"{Fmt(cfg.TargetAccuracy)} (MaxSteps {cfg.MaxSteps}). Raise MaxSteps, lower TargetAccuracy, or check the learning rate " +
                     $"({cfg.LearningRate.ToString(CultureInfo.InvariantCulture)}).");
+            using var scope = NewDisposeScope();                                    // TorchSharp: one step's tensors
             model.train();
             var problems = ArithmeticTask.Sample(task.Train, cfg.BatchSize, data);
             var (ids, lossMask) = ArithmeticTask.SftBatch(problems, data);        // (B, 12) int64, (B, 12) float32
@@ -305,6 +308,16 @@ public static class BaseModel
     /// <summary>Runs <paramref name="work"/> on a new thread (fresh per-thread generator and grad mode) and
     /// returns its result, rethrowing its exception as is.</summary>
     private static T Isolated<T>(Func<T> work)
+    {
+        // MinTorch's default generator is per thread, so the new thread leaves the caller's stream alone; libtorch's
+        // is global, so its state is put back afterwards. Either way the chapter draws the same random numbers
+        // whether the base model came from the cache or was trained just now.
+        var rngState = random.get_rng_state();
+        try { return OnOwnThread(work); }
+        finally { random.set_rng_state(rngState); }
+    }
+
+    private static T OnOwnThread<T>(Func<T> work)
     {
         T result = default!;
         ExceptionDispatchInfo? error = null;

@@ -1,9 +1,68 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
 namespace MinRL;
 
-/// <summary>Facts about the kit itself.</summary>
+/// <summary>Facts about the kit itself, and the engine it runs on.</summary>
 public static class Kit
 {
     /// <summary>The version of the shared kit; part of every cache key, so a change invalidates cached base models.
     /// Bump it whenever a change alters any bit of training (3: q, k, v projected separately).</summary>
     public const string Version = "3";
+
+    /// <summary>The engine this build runs on: "TorchSharp" (libtorch, the default) or "MinTorch" (the book's
+    /// managed engine), chosen at build time with <c>-p:Engine=...</c>. Both answer to <c>using TorchSharp;</c>.</summary>
+    public static string Engine { get; } = typeof(torch).Assembly.GetName().Name == "MinTorch" ? "MinTorch" : "TorchSharp";
+
+    /// <summary>Whether results are the same bit for bit on any thread count (MinTorch), or only at a given one
+    /// (libtorch splits its reductions by thread).</summary>
+    public static bool BitIdenticalAcrossThreads => Engine == "MinTorch";
+
+    /// <summary>
+    /// The thread count used when the user gives none. MinTorch: every core (its results do not depend on it).
+    /// TorchSharp: one. The book's model is small (d = 64, 11 tokens), so a second libtorch thread buys little,
+    /// and when another process shares the cores libtorch's OpenMP threads spin-wait on each other and a step
+    /// becomes an order of magnitude slower (measured: see the README's engine section).
+    /// </summary>
+    public static int DefaultThreads => Engine == "MinTorch" ? Environment.ProcessorCount : 1;
+
+    /// <summary>
+    /// Loads the engine's native code for <paramref name="device"/> now, so that a missing or unloadable libtorch,
+    /// or a device that is not there, is one clear message at start-up rather than an error from deep inside the
+    /// first tensor operation. Throws <see cref="LabException"/> naming the cause and the fix.
+    /// </summary>
+    public static void InitializeEngine(Device device)
+    {
+        try
+        {
+            InitializeDeviceType(DeviceType.CPU);
+        }
+        catch (Exception e)
+        {
+            throw new LabException(
+                $"TorchSharp could not load libtorch: {FirstLine(e)}\n" +
+                "  Fix: build again (`dotnet build -c Release` restores the libtorch package for this OS and, on " +
+                "Debian 12 / Ubuntu 22.04, prepares libLibTorchSharp.so for the older libstdc++), or run on the " +
+                "book's managed engine instead: add -p:Engine=MinTorch to the dotnet command.");
+        }
+        if (device.type == DeviceType.CPU) return;
+        bool available;
+        try { available = device.type == DeviceType.CUDA && TryInitializeDeviceType(DeviceType.CUDA) && cuda.is_available(); }
+        catch (Exception) { available = false; }
+        if (!available)
+            throw new LabException(Engine == "MinTorch"
+                ? $"--device {device.type.ToString().ToLowerInvariant()}: MinTorch computes on the CPU only. " +
+                  "Use --device cpu, or build with TorchSharp's CUDA package (see the README, 'On a GPU')."
+                : $"--device {device.type.ToString().ToLowerInvariant()}: no CUDA device is available to this build. " +
+                  "It uses libtorch's CPU package; for a GPU, reference TorchSharp's CUDA package instead " +
+                  "(see the README, 'On a GPU'), or use --device cpu.");
+    }
+
+    private static string FirstLine(Exception e)
+    {
+        while (e is TypeInitializationException && e.InnerException is not null) e = e.InnerException;
+        var line = e.Message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .FirstOrDefault() ?? e.GetType().Name;
+        return line.Length > 300 ? line[..300] + "…" : line;
+    }
 }

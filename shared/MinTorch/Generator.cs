@@ -29,6 +29,24 @@ public static partial class torch
 
         public long initial_seed() => _seed;
 
+        /// <summary>The generator's whole state (xoshiro words, the spare normal, the seed) as an int64 tensor.</summary>
+        public Tensor get_state() => tensor(new long[]
+        {
+            (long)s0, (long)s1, (long)s2, (long)s3, spareNormal is null ? 0 : 1,
+            BitConverter.DoubleToInt64Bits(spareNormal ?? 0), _seed,
+        });
+
+        /// <summary>Puts back a state from <see cref="get_state"/>.</summary>
+        public void set_state(Tensor value)
+        {
+            if (value.dtype != ScalarType.Int64 || value.numel() != 7)
+                throw new ArgumentException($"Generator.set_state: expected the 7 int64 values get_state returns, got {value.dtype} with {value.numel()} elements");
+            var w = value.data<long>().ToArray();
+            (s0, s1, s2, s3) = ((ulong)w[0], (ulong)w[1], (ulong)w[2], (ulong)w[3]);
+            spareNormal = w[4] != 0 ? BitConverter.Int64BitsToDouble(w[5]) : null;
+            _seed = w[6];
+        }
+
         private static ulong SplitMix(ref ulong x)
         {
             ulong z = x += 0x9E3779B97F4A7C15UL;
@@ -92,5 +110,10 @@ public static partial class torch
     public static partial class random
     {
         public static Generator manual_seed(long seed) => torch.manual_seed(seed);
+        /// <summary>The default generator's state, to put back later with <see cref="set_rng_state"/>. TorchSharp
+        /// returns libtorch's bytes; MinTorch an int64 tensor of its own state. Either is opaque to the caller.</summary>
+        public static Tensor get_rng_state() => default_generator.get_state();
+        /// <summary>Restores the default generator to a state from <see cref="get_rng_state"/>.</summary>
+        public static void set_rng_state(Tensor new_state) => default_generator.set_state(new_state);
     }
 }

@@ -33,6 +33,18 @@ public static partial class torch
             "CUDA is not available: MinTorch computes on the CPU only (torch.cuda.is_available() is false); use torch.CPU");
     }
 
+    /// <summary>TorchSharp loads libtorch's backend for a device type here. MinTorch has only the CPU: CUDA is
+    /// refused with a clear message.</summary>
+    public static void InitializeDeviceType(DeviceType deviceType)
+    {
+        if (deviceType != DeviceType.CPU) throw cuda.NotAvailable();
+    }
+    public static bool TryInitializeDeviceType(DeviceType deviceType) => deviceType == DeviceType.CPU;
+
+    /// <summary>The device factories (zeros, arange, tensor, ...) create tensors on: always the CPU here.</summary>
+    public static Device get_default_device() => CPU;
+    public static void set_default_device(Device device) => CheckDevice(device);
+
     // ------------------------------------------------------------------ threads
     /// <summary>The number of threads parallel kernels may use. Results do not depend on it.</summary>
     public static void set_num_threads(int num) => Par.MaxThreads = Math.Max(1, num);

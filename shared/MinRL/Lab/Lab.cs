@@ -37,6 +37,9 @@ public static class Lab
     public static long Seed { get; private set; }
 
     /// <summary>The current run's output folder (set by Parse), or null before.</summary>
+    /// <summary>The device of the current run (<c>--device</c>); models go there when they are loaded.</summary>
+    public static torch.Device Device { get; private set; } = torch.CPU;
+
     public static string? OutDir { get; private set; }
 
     /// <summary>True for the live terminal display (Spectre.Console), false for plain text. Decided
@@ -96,9 +99,14 @@ public static class Lab
 
         try
         {
+            // The engine first: a libtorch that will not load, or a device that is not there, is one clear
+            // message here, not a crash inside the first tensor operation.
+            Device = args.Device == ComputeDevice.Cuda ? torch.CUDA : torch.CPU;
+            Kit.InitializeEngine(Device);
+            torch.set_default_device(Device);                 // factories (zeros, arange, tensor) create on it
+            torch.set_num_threads(args.Threads > 0 ? args.Threads : Kit.DefaultThreads);
             Directory.CreateDirectory(args.Out);
             torch.manual_seed(args.Seed);
-            if (args.Threads > 0) torch.set_num_threads(args.Threads);
             WriteArgs(args, Path.Combine(args.Out, "args.json"));
             Print(StartLine(args, chapter));
             return main(args);
@@ -140,6 +148,7 @@ public static class Lab
     {
         var sb = new StringBuilder($"{chapter}  seed {args.Seed.ToString(CultureInfo.InvariantCulture)}");
         if (args.Quick) sb.Append("  (quick)");
+        sb.Append($"  {Kit.Engine} on {Device.type.ToString().ToLowerInvariant()}, {torch.get_num_threads()} thread(s)");
         sb.Append($"  → {args.Out}");
         var given = OptionValues(args).Where(kv => args.IsGiven(kv.Property) && kv.Property is not nameof(LabArgs.Seed) and not nameof(LabArgs.Out) and not nameof(LabArgs.Quick)).ToList();
         if (given.Count > 0) sb.Append("  [").Append(string.Join(" ", given.Select(kv => $"{kv.Name} {Options.Format(kv.Value)}"))).Append(']');
@@ -262,6 +271,8 @@ public static class Lab
         string dir = outDir ?? OutDir
             ?? throw new InvalidOperationException("Lab.Finish: no output folder: call it inside Lab.Run (or after Lab.Parse), or pass outDir");
         string path = Path.Combine(dir, "summary.json");
+        summary.Extra.TryAdd("engine", Kit.Engine);                 // which engine and threads made these numbers
+        summary.Extra.TryAdd("threads", torch.get_num_threads());
         summary.Write(path);
 
         double delta = summary.Final - summary.Base;

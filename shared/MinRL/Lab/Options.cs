@@ -55,8 +55,11 @@ public abstract record LabArgs
     [Help("output folder for metrics.csv, curves.svg and summary.json (--quick runs go to seed<seed>-quick)")]
     public string Out { get; init; } = "";
 
-    [Help("CPU threads for the tensor engine; 0 = all cores (results are identical for any count)", Min = 0)]
+    [Help("CPU threads for the tensor engine; 0 = the engine's default (TorchSharp 1, MinTorch all cores)", Min = 0)]
     public int Threads { get; init; }
+
+    [Help("where tensors live: cpu, or cuda (needs TorchSharp's CUDA package and an NVIDIA GPU)")]
+    public ComputeDevice Device { get; init; } = ComputeDevice.Cpu;
 
     // The options the user typed, by property name; lets a chapter tell "--steps 400" from the default.
     private HashSet<string> _given = [];
@@ -73,9 +76,9 @@ public abstract record LabArgs
     // Two Args are equal when their options are (which ones were typed does not matter).
     public virtual bool Equals(LabArgs? other) =>
         other is not null && EqualityContract == other.EqualityContract && Steps == other.Steps && Seed == other.Seed
-        && Quick == other.Quick && Out == other.Out && Threads == other.Threads;
+        && Quick == other.Quick && Out == other.Out && Threads == other.Threads && Device == other.Device;
 
-    public override int GetHashCode() => HashCode.Combine(EqualityContract, Steps, Seed, Quick, Out, Threads);
+    public override int GetHashCode() => HashCode.Combine(EqualityContract, Steps, Seed, Quick, Out, Threads, Device);
 }
 
 /// <summary>Bad command-line input (or <c>--help</c>): the message is for the user, verbatim.
@@ -88,6 +91,15 @@ public sealed class LabUsageException(string message, int exitCode = 2) : Except
 
 /// <summary>A problem the user can act on, found while running (NaN in a loss, a corrupt checkpoint,
 /// ...). <c>Lab.Run</c> prints the message without a stack trace and exits with code 1.</summary>
+/// <summary>The devices <c>--device</c> names.</summary>
+public enum ComputeDevice
+{
+    /// <summary>The CPU: every engine.</summary>
+    Cpu,
+    /// <summary>An NVIDIA GPU through libtorch's CUDA build (TorchSharp only).</summary>
+    Cuda,
+}
+
 public class LabException(string message, Exception? inner = null) : Exception(message, inner);
 
 /// <summary>Reflection over an Args record: its options, how to parse and print them.</summary>
