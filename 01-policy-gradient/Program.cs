@@ -203,6 +203,7 @@ public static class Program
         {
             for (int step = 1; step <= steps; step++)
             {
+                using var scope = NewDisposeScope();   // TorchSharp: this step's tensors are freed at its end
                 // ─── 1. rollout: N prompts, one completion each, sampled from π_θ at T = 1 ───────────
                 var problems = ArithmeticTask.Sample(task.Train, args.BatchSize, problemStream);
                 var rollout = Rollouts.Generate(policy, ArithmeticTask.EncodePrompts(problems), M);   // (N, P + M) tokens

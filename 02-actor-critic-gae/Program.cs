@@ -233,6 +233,7 @@ public static class Program
         {
             for (int step = 1; step <= steps; step++)
             {
+                using var scope = NewDisposeScope();   // TorchSharp: this step's tensors are freed at its end
                 var clock = Stopwatch.StartNew();
                 var m = TrainStep(args, policy, critic, reference, actorOptimizer, criticOptimizer,
                     ArithmeticTask.Sample(task.Train, args.BatchSize, problemsRng), step);

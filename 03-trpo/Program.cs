@@ -310,11 +310,13 @@ public static class Trpo
     public static Func<Tensor, Tensor> FisherVectorProduct(Tensor meanKl, IReadOnlyList<Parameter> parameters, double damping)
     {
         IList<Tensor> ps = [.. parameters];
-        var gradKl = Flat(autograd.grad([meanKl], ps, create_graph: true));    // (n) ∇_θ D̄_KL, recorded
+        // retain_graph: the products below differentiate this graph again and again (PyTorch keeps it by default
+        // with create_graph; TorchSharp does not, and a freed graph would be an error at the second product).
+        var gradKl = Flat(autograd.grad([meanKl], ps, retain_graph: true, create_graph: true));   // (n) ∇_θ D̄_KL
         return v =>
         {
             var gradKlDotV = (gradKl * v).sum();                                // (∇_θ D̄_KL)ᵀ v, v a constant
-            var fv = Flat(autograd.grad([gradKlDotV], ps));                     // (n) ∇_θ of it = F v
+            var fv = Flat(autograd.grad([gradKlDotV], ps, retain_graph: true));  // (n) ∇_θ of it = F v
             return fv + damping * v;                                            // (n) (F + λI) v
         };
     }
@@ -438,6 +440,7 @@ public static class Program
         {
             for (int step = 1; step <= steps; step++)
             {
+                using var scope = NewDisposeScope();   // TorchSharp: this step's tensors are freed at its end
                 long t0 = Stopwatch.GetTimestamp();
 
                 // ─── 1. rollout: N fresh problems, one completion each, from π_old = the current policy ───────
@@ -473,7 +476,11 @@ public static class Program
 
                 // ─── 4. natural step: x ≈ (F + λI)⁻¹g by CG on Fisher-vector products, sized to δ ───────────
                 // The Fisher is the Hessian of D̄_KL(θ_old, θ) at θ = θ_old, on the first nFisher completions.
+                // It is differentiated twice, so attention is written out here: libtorch's fused CPU kernel has no
+                // double backward (see TinyGpt.FusedAttention).
+                policy.FusedAttention = false;
                 var fisherScores = Rollouts.Score(policy, sequences.narrow(0, 0, nFisher), P);
+                policy.FusedAttention = true;
                 var meanKl = Trpo.MeanKl(fisherScores.Logits.detach(), fisherScores.Logits, mask.narrow(0, 0, nFisher));
                 var fvp = Trpo.FisherVectorProduct(meanKl, ps, args.Damping);
                 var natural = Trpo.NaturalGradientStep(fvp, g, args.Delta, args.CgIters);

@@ -317,6 +317,7 @@ public static class Program
         {
             for (int update = 1; update <= updates; update++)
             {
+                using var scope = NewDisposeScope();   // TorchSharp: this step's tensors are freed at its end
                 var clock = Stopwatch.StartNew();
                 // CleanRL's anneal_lr: lr_k = (1 − (k − 1)/K) · lr, so the first update uses the full rate and the last 1/K of it.
                 double frac = args.AnnealLr ? 1.0 - (update - 1.0) / updates : 1.0;

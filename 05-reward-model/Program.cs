@@ -303,6 +303,7 @@ public static class Program
         {
             for (int step = 1; step <= steps; step++)
             {
+                using var scope = NewDisposeScope();   // TorchSharp: this step's tensors are freed at its end
                 if (cursor + B > n) { data.Shuffle(order); cursor = 0; }       // a new epoch (the remainder < B is skipped)
                 var idx = tensor(order.AsSpan(cursor, B).ToArray().Select(i => (long)i).ToArray(), [B]);   // (B)
                 cursor += B;

@@ -415,6 +415,7 @@ public static class Program
         rm.train();
         for (int step = 1; step <= args.RmSteps; step++)
         {
+            using var scope = NewDisposeScope();   // TorchSharp: this step's tensors are freed at its end
             if (cursor + B > n) { dataRng.Shuffle(order); cursor = 0; }       // epochs over the pairs, reshuffled each time
             var idx = tensor(order[cursor..(cursor + B)], [B]);
             cursor += B;
@@ -505,6 +506,7 @@ public static class Program
         {
             for (int step = 1; step <= steps; step++)
             {
+                using var scope = NewDisposeScope();   // TorchSharp: this step's tensors are freed at its end
                 var clock = Stopwatch.StartNew();
                 var problems = ArithmeticTask.Sample(task.Train, args.BatchSize, problemsRng);
                 var m = PpoIteration(args, beta, actor, critic, rm, reference, actorOptimizer, criticOptimizer, problems, world,

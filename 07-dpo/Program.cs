@@ -275,6 +275,7 @@ public static class Program
         {
             for (int step = 1; step <= steps; step++)
             {
+                using var scope = NewDisposeScope();   // TorchSharp: this step's tensors are freed at its end
                 // ─── 3. a batch of B preference tuples, one forward pass of the policy ───────────────
                 var rows = order.Next(args.BatchSize);                                      // B row indices into D
                 var batch = train.Select(rows);

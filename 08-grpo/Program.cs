@@ -259,6 +259,7 @@ public static class Program
         {
             for (int step = 1; step <= steps; step++)
             {
+                using var scope = NewDisposeScope();   // TorchSharp: this step's tensors are freed at its end
                 // ─── 1. rollout: B prompts, G completions each, sampled from π_θold at T = 1 ─────────
                 // Rows are grouped: rows g·G … g·G + G − 1 answer prompt g.
                 var prompts = ArithmeticTask.Sample(task.Train, args.Prompts, problemStream);

@@ -111,6 +111,24 @@ public sealed class TinyGpt : nn.Module<Tensor, Tensor>
         return scalar_head.call(hidden).squeeze(-1);                           // (B, T)
     }
 
+    /// <summary>
+    /// Whether attention calls the engine's fused kernel, <c>F.scaled_dot_product_attention</c> (the default), or
+    /// the formula written out with matmul, masked_fill and softmax. Same numbers up to rounding. Turn it off to
+    /// differentiate twice (TRPO's Fisher-vector products): libtorch's fused CPU kernel has no double backward, and
+    /// asking for one there ends the process (<c>derivative for _scaled_dot_product_flash_attention_for_cpu_backward
+    /// is not implemented</c>) instead of throwing. MinTorch's fused kernel has one; the switch works on both.
+    /// </summary>
+    public bool FusedAttention
+    {
+        get => _fusedAttention;
+        set
+        {
+            _fusedAttention = value;
+            foreach (var block in transformer.h) block.Attention.Fused = value;
+        }
+    }
+    private bool _fusedAttention = true;
+
     /// <summary>A cache for generating up to BlockSize tokens for a batch of <paramref name="batch"/> sequences.</summary>
     public KVCache NewCache(long batch) => new(Config, batch);
 
@@ -140,6 +158,7 @@ public sealed class TinyGpt : nn.Module<Tensor, Tensor>
         private readonly LayerNorm ln_1;
         private readonly CausalSelfAttention attn;
         private readonly LayerNorm ln_2;
+        public CausalSelfAttention Attention => attn;
         private readonly Mlp mlp;
         public Block(GptConfig c) : base("block")
         {
@@ -164,6 +183,8 @@ public sealed class TinyGpt : nn.Module<Tensor, Tensor>
     {
         private readonly Linear c_attn, c_proj;
         private readonly int nHead, nEmbd;
+        /// <summary>See <see cref="TinyGpt.FusedAttention"/>.</summary>
+        public bool Fused { get; set; } = true;
         public CausalSelfAttention(GptConfig c) : base("attn")
         {
             nHead = c.NHead; nEmbd = c.NEmbd;
@@ -194,9 +215,17 @@ public sealed class TinyGpt : nn.Module<Tensor, Tensor>
             k = k.view(B, T, H, D).transpose(1, 2);                                // (B, H, T, D)
             v = v.view(B, T, H, D).transpose(1, 2);                                // (B, H, T, D)
             Tensor y;
-            if (cache is null)
+            if (cache is null && Fused)
             {
                 y = F.scaled_dot_product_attention(q, k, v, is_casual: true);     // (B, H, T, D)
+            }
+            else if (cache is null)
+            {
+                // The same attention written out, for a double backward (see TinyGpt.FusedAttention).
+                var causal = ones(T, T, dtype: ScalarType.Bool).tril();                           // (T, T): j ≤ i
+                var att = q.matmul(k.transpose(-2, -1)) / Math.Sqrt(D);                           // (B, H, T, T)
+                att = att.masked_fill(causal.logical_not(), double.NegativeInfinity);
+                y = att.softmax(-1).matmul(v);                                                    // (B, H, T, D)
             }
             else
             {

@@ -46,25 +46,28 @@ public readonly struct Scalar
 
 public enum DeviceType { CPU = 0, CUDA = 1 }
 
-/// <summary>Where a tensor lives. MinTorch computes on the CPU; the type exists so a GPU backend can
-/// be added without touching the chapters (`tensor.to(device)`, `torch.cuda.is_available()`).</summary>
-public sealed class Device
+public static partial class torch
 {
-    public DeviceType type { get; }
-    public int index { get; }
-    public Device(DeviceType type, int index = -1) { this.type = type; this.index = index; }
-    public Device(string description)
+    /// <summary>Where a tensor lives. MinTorch computes on the CPU; the type exists so a GPU backend can
+    /// be added without touching the chapters. Nested in <c>torch</c>, as TorchSharp's <c>torch.Device</c> (`tensor.to(device)`, `torch.cuda.is_available()`).</summary>
+    public sealed class Device
     {
-        var parts = description.Trim().ToLowerInvariant().Split(':');
-        type = parts[0] switch
+        public DeviceType type { get; }
+        public int index { get; }
+        public Device(DeviceType type, int index = -1) { this.type = type; this.index = index; }
+        public Device(string description)
         {
-            "cpu" => DeviceType.CPU,
-            "cuda" => DeviceType.CUDA,
-            _ => throw new ArgumentException($"unknown device '{description}': expected 'cpu' or 'cuda[:N]'"),
-        };
-        index = parts.Length > 1 && int.TryParse(parts[1], out var i) ? i : -1;
+            var parts = description.Trim().ToLowerInvariant().Split(':');
+            type = parts[0] switch
+            {
+                "cpu" => DeviceType.CPU,
+                "cuda" => DeviceType.CUDA,
+                _ => throw new ArgumentException($"unknown device '{description}': expected 'cpu' or 'cuda[:N]'"),
+            };
+            index = parts.Length > 1 && int.TryParse(parts[1], out var i) ? i : -1;
+        }
+        public override string ToString() => type == DeviceType.CPU ? "cpu" : index >= 0 ? $"cuda:{index}" : "cuda";
+        public override bool Equals(object? obj) => obj is Device d && d.type == type && (d.index == index || d.index < 0 || index < 0);
+        public override int GetHashCode() => (int)type;
     }
-    public override string ToString() => type == DeviceType.CPU ? "cpu" : index >= 0 ? $"cuda:{index}" : "cuda";
-    public override bool Equals(object? obj) => obj is Device d && d.type == type && (d.index == index || d.index < 0 || index < 0);
-    public override int GetHashCode() => (int)type;
 }
