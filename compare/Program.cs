@@ -155,10 +155,12 @@ public static class Program
     static int RunChapter(string root, string chapter, Args args, string outDir)
     {
         var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, WorkingDirectory = Directory.GetCurrentDirectory() };
-        foreach (var a in new[] { "run", "-c", "Release", "--project", Path.Combine(root, chapter), "--",
+        // The chapters run on the engine compare was built with (-p:Engine=...).
+        foreach (var a in new[] { "run", "-c", "Release", $"-p:Engine={Kit.Engine}", "--project", Path.Combine(root, chapter), "--",
                                   "--seed", args.Seed.ToString(CultureInfo.InvariantCulture), "--out", outDir })
             psi.ArgumentList.Add(a);
         if (args.Quick) psi.ArgumentList.Add("--quick");
+        if (args.Device != ComputeDevice.Cpu) { psi.ArgumentList.Add("--device"); psi.ArgumentList.Add("cuda"); }
         if (args.Threads > 0) { psi.ArgumentList.Add("--threads"); psi.ArgumentList.Add(args.Threads.ToString(CultureInfo.InvariantCulture)); }
         using var p = Process.Start(psi) ?? throw new InvalidOperationException("compare: could not start 'dotnet'");
         p.WaitForExit();

@@ -178,6 +178,8 @@ public static class Checkpoint
 
     private static void WriteData(Stream s, torch.Tensor t)
     {
+        if (t.numel() == 0) return;                    // nothing to write (and TorchSharp cannot read out 0 elements)
+        t = t.detach().cpu().contiguous();             // the bytes, from wherever the tensor lives
         switch (t.dtype)
         {
             case ScalarType.Float32: WriteLittleEndian(s, t.data<float>().ToArray()); break;

@@ -89,6 +89,14 @@ public sealed class TinyGpt : nn.Module<Tensor, Tensor>
     {
         if (idx.dtype != ScalarType.Int64 || idx.dim() != 2)
             throw new ArgumentException($"TinyGpt: expected int64 token ids of shape (B, T), got {idx.dtype} of shape [{string.Join(", ", idx.shape)}]");
+        // Checked here because libtorch would answer both with an error from deep inside its kernels.
+        var device = transformer.wte.weight!.device;
+        if (idx.device.type != device.type)
+            throw new ArgumentException($"TinyGpt: the token ids are on {idx.device} but the model is on {device}; " +
+                                        "move them with .to(...) first");
+        if (idx.numel() > 0 && (idx.min().item<long>() < 0 || idx.max().item<long>() >= Config.VocabSize))
+            throw new ArgumentException($"TinyGpt: token ids must be in 0..{Config.VocabSize - 1} (the vocabulary), " +
+                                        $"got {idx.min().item<long>()}..{idx.max().item<long>()}");
         long T = idx.shape[1];
         long start = cache?.Length ?? 0;
         if (start + T > Config.BlockSize)

@@ -7,6 +7,16 @@ namespace MinRL.Chapters.Tests;
 /// folder, and reads back what it wrote.</summary>
 public static class ChapterRun
 {
+    /// <summary>The thread count a snapshot test compares against one thread. MinTorch promises the same bits on any
+    /// count, so its tests use several; libtorch only at a given count, so on TorchSharp the second run repeats
+    /// one thread (the test then checks that a seeded run reproduces itself).</summary>
+    public static string ManyThreads => Kit.BitIdenticalAcrossThreads ? "3" : "1";
+
+    /// <summary>Tests that call a chapter's code directly run with the engine's default thread count; on TorchSharp
+    /// that is one, so the snapshots hold on any machine (libtorch's own default is the number of cores).</summary>
+    [System.Runtime.CompilerServices.ModuleInitializer]
+    internal static void UseTheEnginesDefaultThreads() => set_num_threads(Kit.DefaultThreads);
+
     /// <summary>Runs <paramref name="main"/> with <paramref name="argv"/> plus <c>--out</c> a fresh temporary
     /// folder (named after <paramref name="tag"/>); asserts exit code 0 and returns the metrics.csv lines
     /// and summary.json. Restores the engine's thread count and deletes the folder afterwards.</summary>

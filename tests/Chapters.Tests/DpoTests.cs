@@ -209,20 +209,20 @@ public class DpoRunTests
     {
         string[] common = ["--seed", "5", "--steps", "4", "--batch-size", "16", "--train-prompts", "256", "--eval-every", "2"];
         var one = Run([.. common, "--threads", "1"]);
-        var three = Run([.. common, "--threads", "3"]);
+        var three = Run([.. common, "--threads", ChapterRun.ManyThreads]);
         Assert.Equal(one.Csv, three.Csv);
         Assert.Equal((one.Summary.Base, one.Summary.Final, one.Summary.Kl), (three.Summary.Base, three.Summary.Final, three.Summary.Kl));
         // The Plackett–Luce variant, 2 steps, pinned too.
         var pl = Run([.. common[..2], "--steps", "2", "--batch-size", "8", "--train-prompts", "128", "--eval-every", "0",
                       "--loss", "plackett-luce", "--ranking-size", "3"]);
-        Snapshot.Match(new { metrics = one.Csv, one.Summary.Base, one.Summary.Final, one.Summary.Kl, plackett_luce = pl.Csv });
+        Snapshot.Match(perEngine: true, value: new { metrics = one.Csv, one.Summary.Base, one.Summary.Final, one.Summary.Kl, plackett_luce = pl.Csv });
     }
 
     [Fact]
     public void A_quick_run_raises_the_gold_score_of_its_samples()
     {
         var (_, summary) = Run("--quick", "--eval-every", "0");
-        Assert.InRange(summary.Base, 0.38, 0.46);                                          // the book's base model's T = 1 samples
+        Assert.InRange(summary.Base, 0.34, 0.46);   // the base model's T = 1 samples (0.42 on MinTorch, 0.36 on TorchSharp)
         Assert.True(summary.Final >= summary.Base + 0.06, $"gold {summary.Base} → {summary.Final}: expected a rise of at least 0.06");
         var period = (double)summary.Extra["period_final"]!;
         Assert.True(period >= 0.85, $"'.' share after training {period}: DPO should have learned the style (base ≈ 0.56)");

@@ -248,7 +248,7 @@ public class RlhfRunTests
         all = Record(Program.Run(args));
         var json = (object o) => System.Text.Json.JsonSerializer.Serialize(o);
         Assert.Equal(json(one), json(all));
-        Snapshot.Match(all);
+        Snapshot.Match(all, perEngine: true);
     }
 
     [Fact]

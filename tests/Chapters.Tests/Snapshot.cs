@@ -18,11 +18,14 @@ public static class Snapshot
 {
     private static readonly JsonSerializerOptions Options = new() { WriteIndented = true };
 
-    public static void Match(object value, [CallerFilePath] string file = "", [CallerMemberName] string member = "", string? name = null)
+    /// <param name="perEngine">One snapshot per engine (<c>&lt;Class&gt;.&lt;Method&gt;.&lt;Engine&gt;.verified.json</c>):
+    /// for training runs, whose last bits differ between MinTorch's and libtorch's kernels.</param>
+    public static void Match(object value, [CallerFilePath] string file = "", [CallerMemberName] string member = "",
+        string? name = null, bool perEngine = false)
     {
         var dir = Path.Combine(Path.GetDirectoryName(file)!, "snapshots");
         var cls = Path.GetFileNameWithoutExtension(file);
-        var stem = Path.Combine(dir, $"{cls}.{name ?? member}");
+        var stem = Path.Combine(dir, $"{cls}.{name ?? member}{(perEngine ? "." + Kit.Engine : "")}");
         var verified = stem + ".verified.json";
         var received = stem + ".received.json";
         var text = JsonSerializer.Serialize(value, Options).Replace("\r\n", "\n") + "\n";

@@ -205,7 +205,8 @@ public class LabTests : IDisposable
         Row("--seed <long>", "1", "the same seed reproduces a run bit for bit");
         Row("--quick", "false", "(an explicit --steps still wins)");
         Row("--out <string>", "runs/00-test/seed<seed>", "(--quick runs go to seed<seed>-quick)");
-        Row("--threads <int>", "0", "(results are identical for any count)");
+        Row("--threads <int>", "0", "(TorchSharp 1, MinTorch all cores)");
+        Row("--device <cpu|cuda>", "cpu", "(needs TorchSharp's CUDA package and an NVIDIA GPU)");
         Row("--learning-rate <double>", "0.0003", "learning rate of AdamW; CleanRL ppo.py uses 2.5e-4");
         Row("--clip-eps <float>", "0.2", "PPO clip range ε");
         Row("--batch-size <long>", "128", "completions per step");
@@ -218,7 +219,7 @@ public class LabTests : IDisposable
         Assert.Contains(lines, l => l.TrimStart().StartsWith("-h, --help") && l.TrimEnd().EndsWith("show this help and exit"));
         // Every option appears exactly once, common ones first in declaration order.
         var names = lines.Select(l => l.TrimStart()).Where(l => l.StartsWith("--")).Select(l => l.Split(' ')[0]).ToList();
-        Assert.Equal(["--steps", "--seed", "--quick", "--out", "--threads", "--learning-rate", "--clip-eps", "--batch-size",
+        Assert.Equal(["--steps", "--seed", "--quick", "--out", "--threads", "--device", "--learning-rate", "--clip-eps", "--batch-size",
                       "--norm-adv", "--run-name", "--kl", "--mode", "--lambdas", "--gae-lambda"], names);
     }
 
@@ -297,7 +298,8 @@ public class LabTests : IDisposable
         Assert.Equal("", stderr);
         Assert.True(Directory.Exists(outDir));
         Assert.Equal(torch.manual_seed(42) is var _ ? torch.rand(3).data<float>().ToArray() : null, drawn); // seeded with --seed
-        Assert.Contains($"00-test  seed 42  → {outDir}  [--learning-rate 0.001]", stdout);
+        Assert.Contains($"00-test  seed 42  {Kit.Engine} on cpu, {torch.get_num_threads()} thread(s)  → {outDir}  " +
+                        "[--learning-rate 0.001]", stdout);
         using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "args.json")));
         Assert.Equal("00-test", json.RootElement.GetProperty("chapter").GetString());
         Assert.Equal(0.001, json.RootElement.GetProperty("learning-rate").GetDouble());
