@@ -399,8 +399,8 @@ public static class Program
         double[] lambdas = [.. new[] { 0.0, 0.95, 1.0, args.GaeLambda }.Distinct().Order()];
         int K = args.LambdaTableFutures;
         var rollout = Rollouts.Generate(policy, ArithmeticTask.EncodePrompts(problems), M);
-        var lengths = rollout.Lengths.data<long>().ToArray();
-        var seqs = rollout.Sequences.data<long>().ToArray();
+        var lengths = rollout.Lengths.cpu().data<long>().ToArray();
+        var seqs = rollout.Sequences.cpu().data<long>().ToArray();
         int L = P + M, N = problems.Count;
 
         var sumBias2 = new double[lambdas.Length];
@@ -444,7 +444,7 @@ public static class Program
     /// <summary>Column t of (R·K, M) returns as an R × K array.</summary>
     static double[,] ReturnAt(Tensor returns, int t, int rows, int K)
     {
-        var column = returns.narrow(1, t, 1).to_type(ScalarType.Float64).data<double>().ToArray();
+        var column = returns.narrow(1, t, 1).to_type(ScalarType.Float64).cpu().data<double>().ToArray();
         var g = new double[rows, K];
         for (int r = 0; r < rows; r++) for (int k = 0; k < K; k++) g[r, k] = column[r * K + k];
         return g;
@@ -480,10 +480,10 @@ public static class A2C
         Tensor? lastValues = null)
     {
         var (N, T) = CheckGae(rewards, values, mask, lastValues);
-        var r = rewards.to_type(ScalarType.Float64).data<double>().ToArray();
-        var v = values.to_type(ScalarType.Float64).data<double>().ToArray();
-        var m = mask.to_type(ScalarType.Float64).data<double>().ToArray();
-        var last = lastValues?.to_type(ScalarType.Float64).data<double>().ToArray();
+        var r = rewards.to_type(ScalarType.Float64).cpu().data<double>().ToArray();
+        var v = values.to_type(ScalarType.Float64).cpu().data<double>().ToArray();
+        var m = mask.to_type(ScalarType.Float64).cpu().data<double>().ToArray();
+        var last = lastValues?.to_type(ScalarType.Float64).cpu().data<double>().ToArray();
         var adv = new double[N * T];
         var ret = new double[N * T];
         for (int i = 0; i < N; i++)
@@ -626,7 +626,7 @@ public static class A2C
         int N = (int)rewards.shape[0], T = (int)rewards.shape[1];
         if (lastValues is not null && (lastValues.dim() != 1 || lastValues.shape[0] != N))
             throw new ArgumentException($"Gae: lastValues must have shape [{N}] (one bootstrap value per row), got [{string.Join(", ", lastValues.shape)}]");
-        var m = mask.to_type(ScalarType.Float64).data<double>().ToArray();
+        var m = mask.to_type(ScalarType.Float64).cpu().data<double>().ToArray();
         for (int i = 0; i < N; i++)
             for (int t = 0; t < T; t++)
                 if (m[i * T + t] is not (0 or 1) || t > 0 && m[i * T + t] > m[i * T + t - 1])

@@ -328,8 +328,8 @@ public static class Program
                 var metrics = new List<(string, double)>();
                 using (no_grad())
                 {
-                    var rc = rChosen.detach().data<float>().ToArray();
-                    var rr = rRejected.detach().data<float>().ToArray();
+                    var rc = rChosen.detach().cpu().data<float>().ToArray();
+                    var rr = rRejected.detach().cpu().data<float>().ToArray();
                     metrics.AddRange([
                         ("loss", loss.item<float>()), ("bt_loss", btLoss.item<float>()), ("center_loss", centerLoss.item<float>()),
                         ("accuracy", BradleyTerry.Accuracy(rc, rr)),
@@ -564,7 +564,7 @@ public static class BradleyTerry
     {
         if (completions.dtype != ScalarType.Int64 || completions.dim() != 2)
             throw new ArgumentException($"ScorePositions: completions must be int64 of shape (N, M), got {completions.dtype} of shape [{string.Join(", ", completions.shape)}]");
-        var ids = completions.data<long>().ToArray();
+        var ids = completions.cpu().data<long>().ToArray();
         int N = (int)completions.shape[0], M = (int)completions.shape[1];
         long eos = CharTokenizer.Instance.EosId;
         var at = new long[N];
@@ -674,8 +674,9 @@ public static class BradleyTerry
         var result = new float[N];
         for (long s = 0; s < N; s += chunk)
         {
+            using var scope = NewDisposeScope();                 // TorchSharp: this chunk's tensors
             long n = Math.Min(chunk, N - s);
-            scorer(prompts.narrow(0, s, n), completions.narrow(0, s, n)).data<float>().ToArray().CopyTo(result, s);
+            scorer(prompts.narrow(0, s, n), completions.narrow(0, s, n)).cpu().data<float>().ToArray().CopyTo(result, s);
         }
         return result;
     }

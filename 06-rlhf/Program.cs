@@ -437,8 +437,8 @@ public static class Program
         // Held-out accuracy against the noisy labels, overall and by what the two answers differ in.
         using var _ = no_grad();
         var (hp, hc, hr) = PreferenceWorld.Encode(heldOutPairs);
-        var rc = RewardAtEnd(rm, cat([hp, hc], 1), Rollouts.CompletionMask(hc).lengths).data<float>().ToArray();
-        var rr = RewardAtEnd(rm, cat([hp, hr], 1), Rollouts.CompletionMask(hr).lengths).data<float>().ToArray();
+        var rc = RewardAtEnd(rm, cat([hp, hc], 1), Rollouts.CompletionMask(hc).lengths).cpu().data<float>().ToArray();
+        var rr = RewardAtEnd(rm, cat([hp, hr], 1), Rollouts.CompletionMask(hr).lengths).cpu().data<float>().ToArray();
         double Accuracy(Func<PreferencePair, bool> which)
         {
             var idx = Enumerable.Range(0, heldOutPairs.Count).Where(i => which(heldOutPairs[i])).ToArray();

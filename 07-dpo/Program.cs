@@ -570,7 +570,7 @@ public sealed record Preferences(IReadOnlyList<Problem> Problems, Tensor Sequenc
     /// <summary>The tuples at <paramref name="rows"/> (int64 (B)).</summary>
     public Preferences Select(Tensor rows)
     {
-        var r = rows.data<long>().ToArray();
+        var r = rows.cpu().data<long>().ToArray();
         return new Preferences(r.Select(i => Problems[(int)i]).ToArray(), Sequences.index_select(0, rows), Masks.index_select(0, rows),
             Kinds is null ? null : r.Select(i => Kinds[(int)i]).ToArray(), NoiseCeiling);
     }

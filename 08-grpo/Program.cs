@@ -436,7 +436,7 @@ public static class GroupRelative
     /// <summary>The share of groups whose G rewards are all equal (so that every Â in them is 0).</summary>
     public static double ZeroStdFraction(Tensor rewards, int groupSize)
     {
-        var r = rewards.to_type(float64).data<double>().ToArray();
+        var r = rewards.to_type(float64).cpu().data<double>().ToArray();
         int groups = r.Length / groupSize, equal = 0;
         for (int g = 0; g < groups; g++)
         {

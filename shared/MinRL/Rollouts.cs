@@ -51,8 +51,8 @@ public sealed record Rollout(Tensor Sequences, Tensor Completions, Tensor Comple
     public string CompletionText(int i)
     {
         if (i < 0 || i >= Count) throw new ArgumentOutOfRangeException(nameof(i), i, $"CompletionText: row {i} is outside 0..{Count - 1}");
-        var ids = Completions.narrow(0, i, 1).data<long>().ToArray();
-        return CharTokenizer.Instance.Decode(ids.Take((int)Lengths.data<long>()[i]));
+        var ids = Completions.narrow(0, i, 1).cpu().data<long>().ToArray();
+        return CharTokenizer.Instance.Decode(ids.Take((int)Lengths.cpu().data<long>()[i]));
     }
 }
 
@@ -116,7 +116,7 @@ public static class Rollouts
             throw new ArgumentException($"Generate: a prompt of {P} tokens plus {M} new tokens is {L} tokens, longer than the model's block size {model.Config.BlockSize}");
 
         var seq = new long[N * L];                            // row-major (N, L)
-        var promptIds = prompts.data<long>().ToArray();
+        var promptIds = prompts.cpu().data<long>().ToArray();
         for (int i = 0; i < N; i++)
         {
             Array.Copy(promptIds, i * P, seq, i * L, P);
@@ -135,14 +135,17 @@ public static class Rollouts
         try
         {
             using var _ = no_grad();
+            using var scope = NewDisposeScope();             // TorchSharp: the cache and every step's tensors
             var cache = model.NewCache(N);
             Tensor input = prompts;                           // step 0 feeds the whole prompt, then one token a step
             for (int t = 0; t < M; t++)
             {
                 var hidden = model.Hidden(input, cache);                            // (N, T, C)
                 var last = hidden.narrow(1, hidden.shape[1] - 1, 1);                // (N, 1, C): the newest position
-                var logits = model.Logits(last).data<float>().ToArray();            // (N·V): next-token logits
-                var u = temperature > 0 ? rand(N, ScalarType.Float64, generator: generator).data<double>().ToArray() : null;
+                var logits = model.Logits(last).cpu().data<float>().ToArray();      // (N·V): next-token logits
+                // The uniforms come from the CPU generator whatever the device: the same seed, the same samples.
+                var u = temperature > 0
+                    ? rand(N, ScalarType.Float64, device: CPU, generator: generator).data<double>().ToArray() : null;
                 for (int i = 0; i < N; i++)
                 {
                     long token = Tok.PadId;
@@ -263,7 +266,7 @@ public static class Rollouts
         ArgumentNullException.ThrowIfNull(completions);
         if (completions.dtype != ScalarType.Int64 || completions.dim() != 2)
             throw new ArgumentException($"{op}: completions must be int64 token ids of shape (N, M), got {completions.dtype} of shape {Str(completions.shape)}");
-        return (completions.data<long>().ToArray(), (int)completions.shape[0], (int)completions.shape[1]);
+        return (completions.cpu().data<long>().ToArray(), (int)completions.shape[0], (int)completions.shape[1]);
     }
 
     // ------------------------------------------------------------------ scoring given completions

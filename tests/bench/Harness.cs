@@ -59,7 +59,7 @@ public static class Harness
             ["bench"] = w.Bench,
             ["workload"] = w.Name,
             ["config"] = w.Config,
-            ["impl"] = "mintorch",
+            ["impl"] = Kit.Engine.ToLowerInvariant(),          // "mintorch" or "torchsharp": the build's engine
             ["threads"] = o.Threads,
             ["reps"] = times.Count,
             ["median_ms"] = Math.Round(median, 4),

@@ -76,7 +76,7 @@ namespace MinRL.Bench
 
             torch.set_num_threads(options.Threads);
             torch.manual_seed(0);
-            Console.Error.WriteLine($"MinTorch bench: .NET {Environment.Version}, {Environment.ProcessorCount} processors, " +
+            Console.Error.WriteLine($"{Kit.Engine} bench: .NET {Environment.Version}, {Environment.ProcessorCount} processors, " +
                                     $"{options.Threads} threads, {(System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated ? "AVX-512" : "no AVX-512")}");
             foreach (var bench in benches)
                 foreach (var workload in bench.Create(options))

@@ -1,15 +1,15 @@
 #!/usr/bin/python3
-"""Side-by-side benchmark: MinTorch (tests/bench, C#) against PyTorch (torch_micro.py), same machine.
+"""Side-by-side benchmark: MinTorch and TorchSharp (tests/bench, C#) against PyTorch, same machine.
 
     /usr/bin/python3 tests/bench/compare.py [<bench>...] [--procs 3] [--reps 20] [--threads 2]
                                             [--warmup 5] [--budget 30] [--config S,M,L] [--json results.json]
 
-Builds tests/bench once in Release, then runs the two programs ALTERNATELY (MinTorch, PyTorch,
-PyTorch, MinTorch, ... so slow drift of the machine hits both alike), --procs processes each, never
-two at once. Each process prints one JSON line per workload with the median of its repetitions; the
-table shows, per workload, the median of those per-process medians for each side and
-ratio = MinTorch / PyTorch (lower is better; <= 1.0 means MinTorch is as fast or faster), followed
-by a JSON summary line. The machines are noisy (+-20-30% per repetition, more between processes):
+Builds tests/bench twice in Release, once per engine (-p:Engine=MinTorch and the default TorchSharp, the
+same source), then runs the three programs ALTERNATELY (the order rotates every round, so slow drift of
+the machine hits all alike), --procs processes each, never two at once. Each process prints one JSON line
+per workload with the median of its repetitions; the table shows, per workload, the median of those
+per-process medians for each engine and the ratios MinTorch / PyTorch, TorchSharp / PyTorch and
+MinTorch / TorchSharp (lower is better for the first engine named), followed by a JSON summary line. The machines are noisy (+-20-30% per repetition, more between processes):
 read ratios within ~0.3 of 1.0 as "about the same".
 """
 import argparse
@@ -44,23 +44,28 @@ def expand(names):
     return list(dict.fromkeys(out))
 
 
-def build():
-    """dotnet build -c Release, once, before any timing."""
-    print(f"building {os.path.relpath(PROJECT, ROOT)} (Release)...", file=sys.stderr, flush=True)
-    r = subprocess.run(["dotnet", "build", PROJECT, "-c", "Release", "-nologo", "-v", "q"],
+ENGINES = {"mintorch": "MinTorch", "torchsharp": "TorchSharp"}   # impl name -> -p:Engine value
+IMPLS = ["mintorch", "torchsharp", "torch"]
+NAMES = {"mintorch": "MinTorch", "torchsharp": "TorchSharp", "torch": "PyTorch"}
+
+
+def build(engine):
+    """dotnet build -c Release -p:Engine=..., once per engine, before any timing."""
+    print(f"building {os.path.relpath(PROJECT, ROOT)} (Release, {engine})...", file=sys.stderr, flush=True)
+    r = subprocess.run(["dotnet", "build", PROJECT, "-c", "Release", f"-p:Engine={engine}", "-nologo", "-v", "q"],
                        cwd=ROOT, capture_output=True, text=True)
     if r.returncode != 0:
         sys.stderr.write(r.stdout + r.stderr)
-        sys.exit("compare.py: the build failed")
+        sys.exit(f"compare.py: the {engine} build failed")
 
 
-def target_path():
-    """The built MinRL.Bench.dll, run directly with `dotnet <dll>` (no msbuild in the timed processes)."""
-    r = subprocess.run(["dotnet", "msbuild", PROJECT, "-nologo", "-getProperty:TargetPath", "-p:Configuration=Release"],
-                       cwd=ROOT, capture_output=True, text=True)
+def target_path(engine):
+    """The built MinRL.Bench.dll of one engine, run directly with `dotnet <dll>` (no msbuild in the timed processes)."""
+    r = subprocess.run(["dotnet", "msbuild", PROJECT, "-nologo", "-getProperty:TargetPath", "-p:Configuration=Release",
+                        f"-p:Engine={engine}"], cwd=ROOT, capture_output=True, text=True)
     dll = r.stdout.strip()
     if r.returncode != 0 or not os.path.exists(dll):
-        sys.exit(f"compare.py: cannot find the built bench ({r.stdout}{r.stderr})")
+        sys.exit(f"compare.py: cannot find the built {engine} bench ({r.stdout}{r.stderr})")
     return dll
 
 
@@ -108,25 +113,26 @@ def main(argv=None):
     benches = expand(args.benches)
     common = ["--reps", str(args.reps), "--threads", str(args.threads), "--warmup", str(args.warmup),
               "--budget", str(args.budget)]
-    if not args.no_build:
-        build()
-    dll = target_path()
-    mintorch_cmd = ["dotnet", dll, *benches, *common, "--config", args.config]
+    cmds = {}
+    for impl, engine in ENGINES.items():
+        if not args.no_build:
+            build(engine)
+        cmds[impl] = [["dotnet", target_path(engine), *benches, *common, "--config", args.config]]
     torch_cmds = []
     for script in dict.fromkeys(TORCH_SCRIPT[b] for b in benches):
         mine = [b for b in benches if TORCH_SCRIPT[b] == script]
         config = ["--config", args.config] if script == "torch_tinygpt.py" else []
         torch_cmds.append([PYTHON, os.path.join(HERE, script), *mine, *common, *config])
+    cmds["torch"] = torch_cmds
 
     load_before = os.getloadavg()
     started = time.time()
     raw = []  # every JSON line, tagged with its process number
     for proc in range(args.procs):
-        order = ["mintorch", "torch"] if proc % 2 == 0 else ["torch", "mintorch"]
+        order = IMPLS[proc % 3:] + IMPLS[:proc % 3]
         print(f"round {proc + 1}/{args.procs}: {' then '.join(order)}", file=sys.stderr, flush=True)
         for impl in order:
-            cmds = [mintorch_cmd] if impl == "mintorch" else torch_cmds
-            for cmd in cmds:
+            for cmd in cmds[impl]:
                 for line in run(cmd):
                     line["proc"] = proc
                     raw.append(line)
@@ -156,7 +162,7 @@ def summarize(raw):
     out = []
     for bench, workload, config in keys:
         row = {"bench": bench, "workload": workload, "config": config}
-        for impl in ("mintorch", "torch"):
+        for impl in IMPLS:
             lines = [l for l in raw if (l["bench"], l["workload"], l["config"], l["impl"]) == (bench, workload, config, impl)]
             meds = [l["median_ms"] for l in lines]
             row[impl] = {
@@ -167,37 +173,42 @@ def summarize(raw):
             gfl = [l["gflops"] for l in lines if "gflops" in l]
             if gfl:
                 row[impl]["gflops"] = round(statistics.median(gfl), 3)
-        a, b = row["mintorch"]["median_of_medians_ms"], row["torch"]["median_of_medians_ms"]
-        row["ratio"] = round(a / b, 3) if a and b else None
+        ms = {impl: row[impl]["median_of_medians_ms"] for impl in IMPLS}
+        for a, b in (("mintorch", "torch"), ("torchsharp", "torch"), ("mintorch", "torchsharp")):
+            row[f"{a}/{b}"] = round(ms[a] / ms[b], 3) if ms[a] and ms[b] else None
         out.append(row)
     return out
 
 
 def print_table(summary, args):
-    print(f"\nMinTorch vs PyTorch, {args.threads} threads, {args.procs} processes x up to {args.reps} reps each "
-          f"(at most {args.budget:g} s of timed calls per workload, 3 at least); "
+    print(f"\nMinTorch, TorchSharp and PyTorch, {args.threads} threads, {args.procs} processes x up to {args.reps} reps "
+          f"each (at most {args.budget:g} s of timed calls per workload, 3 at least); "
           f"median of per-process medians (spread = min..max of those medians)")
-    head = f"{'workload':<20} {'cfg':>3}  {'MinTorch ms':>12} {'spread':>17}  {'PyTorch ms':>12} {'spread':>17}  {'ratio':>6}  note"
+    head = (f"{'workload':<20} {'cfg':>3}  " + "  ".join(f"{NAMES[i] + ' ms':>14} {'spread':>17}" for i in IMPLS)
+            + f"  {'MT/PT':>6} {'TS/PT':>6} {'MT/TS':>6}  note")
     print(head)
     print("-" * len(head))
 
     def fmt(ms):
         return f"{ms:.3f}" if ms is not None and ms < 100 else (f"{ms:.1f}" if ms is not None else "-")
 
+    def ratio(r):
+        return f"{r:.2f}" if r is not None else "-"
+
     for row in summary:
         cells = []
-        for impl in ("mintorch", "torch"):
+        for impl in IMPLS:
             r = row[impl]
             meds = r["process_medians_ms"]
             spread = f"{fmt(min(meds))}..{fmt(max(meds))}" if meds else "-"
-            cells.append(f"{fmt(r['median_of_medians_ms']):>12} {spread:>17}")
+            cells.append(f"{fmt(r['median_of_medians_ms']):>14} {spread:>17}")
         note = ""
-        if "gflops" in row["mintorch"] or "gflops" in row["torch"]:
-            note = f"GFLOP/s {row['mintorch'].get('gflops', '-')} vs {row['torch'].get('gflops', '-')}"
-        ratio = f"{row['ratio']:.2f}" if row["ratio"] is not None else "-"
-        print(f"{row['workload']:<20} {row['config']:>3}  {cells[0]}  {cells[1]}  {ratio:>6}  {note}")
-    print("ratio = MinTorch / PyTorch: lower is better, <= 1.0 means MinTorch is as fast or faster. "
-          "Noise is +-20-30%.\n")
+        if any("gflops" in row[i] for i in IMPLS):
+            note = "GFLOP/s " + " / ".join(str(row[i].get("gflops", "-")) for i in IMPLS)
+        print(f"{row['workload']:<20} {row['config']:>3}  {'  '.join(cells)}  {ratio(row['mintorch/torch']):>6} "
+              f"{ratio(row['torchsharp/torch']):>6} {ratio(row['mintorch/torchsharp']):>6}  {note}")
+    print("MT = MinTorch, TS = TorchSharp (libtorch 2.10), PT = PyTorch; a ratio below 1.0 means the first engine "
+          "named is faster. Noise is +-20-30%.\n")
 
 
 if __name__ == "__main__":

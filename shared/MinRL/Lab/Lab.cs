@@ -330,9 +330,9 @@ public static class Lab
         if (n == 1) { CheckFinite(tensor.ToDouble(), name, step, hint); return; }
         long nan = 0, inf = 0;
         if (tensor.dtype == torch.float32)
-            foreach (float v in tensor.data<float>()) { if (float.IsNaN(v)) nan++; else if (float.IsInfinity(v)) inf++; }
+            foreach (float v in tensor.cpu().data<float>()) { if (float.IsNaN(v)) nan++; else if (float.IsInfinity(v)) inf++; }
         else
-            foreach (double v in tensor.data<double>()) { if (double.IsNaN(v)) nan++; else if (double.IsInfinity(v)) inf++; }
+            foreach (double v in tensor.cpu().data<double>()) { if (double.IsNaN(v)) nan++; else if (double.IsInfinity(v)) inf++; }
         if (nan + inf == 0) return;
         var parts = new List<string>();
         if (nan > 0) parts.Add($"{nan} NaN");

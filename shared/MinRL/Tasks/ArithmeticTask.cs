@@ -291,7 +291,7 @@ public sealed class ArithmeticTask
         if (completions.dtype != ScalarType.Int64 || shape.Length != 2 || shape[0] != problems.Count)
             throw new ArgumentException($"{op}: completions must be int64 of shape ({problems.Count}, L) — one row per problem — " +
                 $"but got {completions.dtype} of shape [{string.Join(", ", shape)}]", nameof(completions));
-        var ids = completions.data<long>().ToArray();
+        var ids = completions.cpu().data<long>().ToArray();
         int L = (int)shape[1];
         var rows = new ParsedCompletion[problems.Count];
         for (int i = 0; i < rows.Length; i++) rows[i] = Parse(ids.AsSpan(i * L, L));

@@ -90,7 +90,7 @@ public sealed class PreferenceWorld
         var shape = completions.shape;
         if (completions.dtype != ScalarType.Int64 || shape.Length != 2 || shape[0] != problems.Count)
             throw new ArgumentException($"MeanGold: completions must be int64 of shape ({problems.Count}, L) but got {completions.dtype} of shape [{string.Join(", ", shape)}]", nameof(completions));
-        var ids = completions.data<long>().ToArray();
+        var ids = completions.cpu().data<long>().ToArray();
         int L = (int)shape[1];
         double sum = 0;
         for (int i = 0; i < problems.Count; i++) sum += Gold(problems[i], ids.AsSpan(i * L, L));
@@ -167,7 +167,7 @@ public sealed class PreferenceWorld
         var shape = completions.shape;
         if (completions.dtype != ScalarType.Int64 || shape.Length != 2 || shape[0] != problems.Count)
             throw new ArgumentException($"MakePairs: {which} completions must be int64 of shape ({problems.Count}, L) but got {completions.dtype} of shape [{string.Join(", ", shape)}]");
-        var ids = completions.data<long>().ToArray();
+        var ids = completions.cpu().data<long>().ToArray();
         int L = (int)shape[1];
         var rows = new string[problems.Count];
         for (int i = 0; i < rows.Length; i++) rows[i] = CharTokenizer.Instance.Decode(ids.Skip(i * L).Take(L));
