@@ -31,7 +31,7 @@ public static class Kit
     /// or a device that is not there, is one clear message at start-up rather than an error from deep inside the
     /// first tensor operation. Throws <see cref="LabException"/> naming the cause and the fix.
     /// </summary>
-    public static void InitializeEngine(Device device)
+    public static void InitializeEngine(ComputeDevice device)
     {
         try
         {
@@ -45,15 +45,15 @@ public static class Kit
                 "Debian 12 / Ubuntu 22.04, prepares libLibTorchSharp.so for the older libstdc++), or run on the " +
                 "book's managed engine instead: add -p:Engine=MinTorch to the dotnet command.");
         }
-        if (device.type == DeviceType.CPU) return;
+        if (device == ComputeDevice.Cpu) return;
         bool available;
-        try { available = device.type == DeviceType.CUDA && TryInitializeDeviceType(DeviceType.CUDA) && cuda.is_available(); }
+        try { available = TryInitializeDeviceType(DeviceType.CUDA) && cuda.is_available(); }
         catch (Exception) { available = false; }
         if (!available)
             throw new LabException(Engine == "MinTorch"
-                ? $"--device {device.type.ToString().ToLowerInvariant()}: MinTorch computes on the CPU only. " +
+                ? "--device cuda: MinTorch computes on the CPU only. " +
                   "Use --device cpu, or build with TorchSharp's CUDA package (see the README, 'On a GPU')."
-                : $"--device {device.type.ToString().ToLowerInvariant()}: no CUDA device is available to this build. " +
+                : "--device cuda: no CUDA device is available to this build. " +
                   "It uses libtorch's CPU package; for a GPU, reference TorchSharp's CUDA package instead " +
                   "(see the README, 'On a GPU'), or use --device cpu.");
     }

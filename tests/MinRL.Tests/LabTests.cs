@@ -285,6 +285,18 @@ public class LabTests : IDisposable
         Capture(() => Lab.Run(argv, "00-test", "a test chapter", main));
 
     [Fact]
+    public void A_device_that_is_not_there_is_one_clear_message_and_exit_code_1()
+    {
+        bool ran = false;
+        var (_, stderr, code) = RunChapter(["--device", "cuda", "--out", Path.Combine(_dir, "cuda")], _ => { ran = true; return 0; });
+        Assert.Equal(1, code);
+        Assert.False(ran);                                          // stopped before the chapter's code
+        Assert.Contains("--device cuda", stderr);
+        Assert.Contains(Kit.Engine == "MinTorch" ? "MinTorch computes on the CPU only" : "no CUDA device is available", stderr);
+        Assert.DoesNotContain("   at ", stderr);                    // no stack trace
+    }
+
+    [Fact]
     public void Run_prepares_the_run_and_returns_mains_exit_code()
     {
         string outDir = Path.Combine(_dir, "run");

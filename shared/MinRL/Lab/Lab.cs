@@ -101,8 +101,8 @@ public static class Lab
         {
             // The engine first: a libtorch that will not load, or a device that is not there, is one clear
             // message here, not a crash inside the first tensor operation.
+            Kit.InitializeEngine(args.Device);
             Device = args.Device == ComputeDevice.Cuda ? torch.CUDA : torch.CPU;
-            Kit.InitializeEngine(Device);
             torch.set_default_device(Device);                 // factories (zeros, arange, tensor) create on it
             torch.set_num_threads(args.Threads > 0 ? args.Threads : Kit.DefaultThreads);
             Directory.CreateDirectory(args.Out);
