@@ -156,7 +156,8 @@ public static class Program
     {
         var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, WorkingDirectory = Directory.GetCurrentDirectory() };
         // The chapters run on the engine compare was built with (-p:Engine=...).
-        foreach (var a in new[] { "run", "-c", "Release", $"-p:Engine={Kit.Engine}", "--project", Path.Combine(root, chapter), "--",
+        foreach (var a in new[] { "run", "-c", "Release", $"-p:Engine={Kit.Engine}",
+                                  "--project", Path.Combine(root, chapter), "--",
                                   "--seed", args.Seed.ToString(CultureInfo.InvariantCulture), "--out", outDir })
             psi.ArgumentList.Add(a);
         if (args.Quick) psi.ArgumentList.Add("--quick");

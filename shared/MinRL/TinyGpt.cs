@@ -94,9 +94,13 @@ public sealed class TinyGpt : nn.Module<Tensor, Tensor>
         if (idx.device.type != device.type)
             throw new ArgumentException($"TinyGpt: the token ids are on {idx.device} but the model is on {device}; " +
                                         "move them with .to(...) first");
-        if (idx.numel() > 0 && (idx.min().item<long>() < 0 || idx.max().item<long>() >= Config.VocabSize))
-            throw new ArgumentException($"TinyGpt: token ids must be in 0..{Config.VocabSize - 1} (the vocabulary), " +
-                                        $"got {idx.min().item<long>()}..{idx.max().item<long>()}");
+        if (idx.numel() > 0)
+        {
+            long lo = idx.min().item<long>(), hi = idx.max().item<long>();
+            if (lo < 0 || hi >= Config.VocabSize)
+                throw new ArgumentException($"TinyGpt: token ids must be in 0..{Config.VocabSize - 1} (the vocabulary), " +
+                                            $"got {lo}..{hi}");
+        }
         long T = idx.shape[1];
         long start = cache?.Length ?? 0;
         if (start + T > Config.BlockSize)
@@ -128,14 +132,9 @@ public sealed class TinyGpt : nn.Module<Tensor, Tensor>
     /// </summary>
     public bool FusedAttention
     {
-        get => _fusedAttention;
-        set
-        {
-            _fusedAttention = value;
-            foreach (var block in transformer.h) block.Attention.Fused = value;
-        }
+        get => transformer.h.All(block => block.Attention.Fused);
+        set { foreach (var block in transformer.h) block.Attention.Fused = value; }
     }
-    private bool _fusedAttention = true;
 
     /// <summary>A cache for generating up to BlockSize tokens for a batch of <paramref name="batch"/> sequences.</summary>
     public KVCache NewCache(long batch) => new(Config, batch);

@@ -40,7 +40,8 @@ public static partial class torch
         public void set_state(Tensor value)
         {
             if (value.dtype != ScalarType.Int64 || value.numel() != 7)
-                throw new ArgumentException($"Generator.set_state: expected the 7 int64 values get_state returns, got {value.dtype} with {value.numel()} elements");
+                throw new ArgumentException("Generator.set_state: expected the 7 int64 values get_state returns, " +
+                                            $"got {value.dtype} with {value.numel()} elements");
             var w = value.data<long>().ToArray();
             (s0, s1, s2, s3) = ((ulong)w[0], (ulong)w[1], (ulong)w[2], (ulong)w[3]);
             spareNormal = w[4] != 0 ? BitConverter.Int64BitsToDouble(w[5]) : null;
