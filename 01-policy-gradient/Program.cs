@@ -387,11 +387,13 @@ public static class PolicyGradient
         var scores = new List<Tensor>(rows.Count);
         foreach (int i in rows)
         {
+            using var scope = NewDisposeScope();                            // TorchSharp: frees this sample's graph
             var sequence = rollout.Sequences.narrow(0, i, 1);                                   // (1, P + M)
             var mask = rollout.CompletionMask.narrow(0, i, 1);                                  // (1, M)
             var logp = SequenceLogProbs(Rollouts.TokenLogProbs(policy, sequence, rollout.PromptLength), mask).sum(); // scalar
             var grads = autograd.grad([logp], parameters);                                      // ∂ log π(τ_i) / ∂ each parameter
-            scores.Add(cat(grads.Select(g => g.reshape(-1)).ToList(), 0).to_type(float64));      // (D)
+            scores.Add(cat(grads.Select(g => g.reshape(-1)).ToList(), 0).to_type(float64)
+                .MoveToOuterDisposeScope());                                                    // (D), kept
         }
         return stack(scores);                                                                   // (n, D)
     }

@@ -411,6 +411,7 @@ public static class Program
         // Group the state-actions by t: the prefixes (s_t, a_t) all have P + t + 1 tokens, so one Generate call continues them all.
         for (int t = 0; t < M - 1; t++)
         {
+            using var scope = NewDisposeScope();   // TorchSharp: this t's futures are freed at the end of it
             var rows = Enumerable.Range(0, N).Where(i => lengths[i] > t + 1).ToArray();   // a_t exists and is not terminal
             if (rows.Length == 0) continue;
             int prefix = P + t + 1;

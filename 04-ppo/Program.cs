@@ -425,6 +425,7 @@ public static class Program
             var minibatches = PPO.Minibatches(N, args.NumMinibatches, shuffleRng);
             foreach (var indices in minibatches)
             {
+                using var minibatchScope = NewDisposeScope();                  // TorchSharp: one minibatch's tensors
                 var idx = tensor(indices, [indices.Length]);                   // (B) rows of this minibatch
                 var mbMask = mask.index_select(0, idx);                         // (B, M)
                 var mbSeq = sequences.index_select(0, idx);                     // (B, P+M)

@@ -575,6 +575,7 @@ public static class Program
             minibatchRng.Shuffle(order);
             for (int start = 0; start + mb <= N; start += mb)
             {
+                using var minibatchScope = NewDisposeScope();                  // TorchSharp: one minibatch's tensors
                 var idx = tensor(order[start..(start + mb)], [mb]);
                 var seq = sequences.index_select(0, idx);                      // (mb, L)
                 var m = mask.index_select(0, idx);                             // (mb, M)
