@@ -87,6 +87,11 @@
 // (Those were measured on the previous kit's base model. On the current one, 2026-11-22, the default run
 // gives 0.252 → 0.826 / 0.805 / 0.824 for seeds 1 / 2 / 3, KL 1.2–1.6 nats, 20–22 s on 2 quiet cores.)
 //
+// On TorchSharp, the default engine (libtorch 2.10, 1 thread; 2026-12-03, seeds 1 / 2 / 3, `dotnet run -c Release
+// --project compare -- --seed N`): accuracy 0.223 → 0.850 / 0.811 / 0.855, KL 1.02 / 1.28 / 1.46 nats, 29–35 s. The
+// numbers above were measured on MinTorch (`-p:Engine=MinTorch`), which trains its own base model from the
+// same seed.
+//
 // Hence this chapter's default is no baseline, and `--baseline running-mean` is the experiment to run. With
 // 0/1 rewards and b = 0 the update is Σ_{correct i} ∇ log π(τ_i) / N: maximum likelihood on the policy's own
 // correct samples (rejection-sampling fine-tuning), which pushes probability towards what worked and, since

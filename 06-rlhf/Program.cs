@@ -141,6 +141,11 @@
 //
 // ─── Measured ─────────────────────────────────────────────────────────────────────────────────────────
 //
+// On TorchSharp, the default engine (libtorch 2.10, 1 thread; 2026-12-03, seeds 1 / 2 / 3, `dotnet run -c Release
+// --project compare -- --seed N`): gold 0.363 → 0.545 / 0.508 / 0.485 at β = 0.2; at β = 0.02 gold peaks at 0.457 /
+// 0.432 / 0.445 and ends at 0.364 / 0.247 / 0.321 (correctness → 0.066 / 0.037 / 0.023); 45–48 s. The numbers that
+// follow were measured on MinTorch (`-p:Engine=MinTorch`), which trains its own base model from the same seed.
+//
 // The default run (`dotnet run -c Release --project 06-rlhf -- --seed N`), 512 held-out prompts, one T = 1 sample each
 // (the book's eval seed, so every run and chapter scores the same SFT model: gold 0.420, correct 0.252, '.' share 0.56);
 // gold = mean gold score, proxy = mean normalised RM score, KL = the exact per-state KL in nats per completion. On 2
