@@ -35,12 +35,13 @@ public static class Kit
     {
         try
         {
+            if (Engine == "TorchSharp") LoadNativeLibraries();
             InitializeDeviceType(DeviceType.CPU);
         }
         catch (Exception e)
         {
             throw new LabException(
-                $"TorchSharp could not load libtorch: {FirstLine(e)}\n" +
+                $"TorchSharp could not load libtorch: {Cause(e)}\n" +
                 "  Fix: build again (`dotnet build -c Release` restores the libtorch package for this OS and, on " +
                 "Debian 12 / Ubuntu 22.04, prepares libLibTorchSharp.so for the older libstdc++), or run on the " +
                 "book's managed engine instead: add -p:Engine=MinTorch to the dotnet command.");
@@ -58,11 +59,35 @@ public static class Kit
                   "(see the README, 'On a GPU'), or use --device cpu.");
     }
 
-    private static string FirstLine(Exception e)
+    /// <summary>
+    /// Loads libtorch and TorchSharp's native glue from the build output before TorchSharp tries, so that a failure
+    /// names its real cause (the loader's own words, e.g. a missing libstdc++ version) in one line. Left to
+    /// TorchSharp, a failure prints a page of probing trace and copies ~500 MB of natives into bin/…/cpu/ to retry.
+    /// Does nothing where the natives are not laid out by runtime identifier (a published app): TorchSharp finds them.
+    /// </summary>
+    private static void LoadNativeLibraries()
+    {
+        string os = OperatingSystem.IsWindows() ? "win" : OperatingSystem.IsMacOS() ? "osx" : "linux";
+        string arch = System.Runtime.InteropServices.RuntimeInformation.OSArchitecture.ToString().ToLowerInvariant();
+        string dir = Path.Combine(AppContext.BaseDirectory, "runtimes", $"{os}-{arch}", "native");
+        var (prefix, suffix) = os switch { "win" => ("", ".dll"), "osx" => ("lib", ".dylib"), _ => ("lib", ".so") };
+        if (!Directory.Exists(dir)) return;
+        foreach (var name in new[] { "torch_cpu", "LibTorchSharp" })          // libtorch first: the glue needs it
+        {
+            string path = Path.Combine(dir, prefix + name + suffix);
+            if (!File.Exists(path))
+                throw new FileNotFoundException($"{path} is missing: the libtorch package for {os}-{arch} did not " +
+                                                "restore or was not copied into the build output");
+            System.Runtime.InteropServices.NativeLibrary.Load(path);            // throws with the loader's message
+        }
+    }
+
+    private static string Cause(Exception e)
     {
         while (e is TypeInitializationException && e.InnerException is not null) e = e.InnerException;
-        var line = e.Message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            .FirstOrDefault() ?? e.GetType().Name;
+        var lines = e.Message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        // .NET's DllNotFoundException puts advice first and the loader's own words (dlerror) last.
+        var line = (e is DllNotFoundException ? lines.LastOrDefault() : lines.FirstOrDefault()) ?? e.GetType().Name;
         return line.Length > 300 ? line[..300] + "…" : line;
     }
 }

@@ -37,8 +37,11 @@ public static class Lab
     public static long Seed { get; private set; }
 
     /// <summary>The current run's output folder (set by Parse), or null before.</summary>
-    /// <summary>The device of the current run (<c>--device</c>); models go there when they are loaded.</summary>
-    public static torch.Device Device { get; private set; } = torch.CPU;
+    /// <summary>The device of the current run (<c>--device</c>); models go there when they are loaded. (Read lazily:
+    /// touching <c>torch</c> loads libtorch, and a failure there must reach Run's clear message, not this type's
+    /// initialiser.)</summary>
+    public static torch.Device Device => _device ?? torch.CPU;
+    private static torch.Device? _device;
 
     public static string? OutDir { get; private set; }
 
@@ -102,7 +105,7 @@ public static class Lab
             // The engine first: a libtorch that will not load, or a device that is not there, is one clear
             // message here, not a crash inside the first tensor operation.
             Kit.InitializeEngine(args.Device);
-            Device = args.Device == ComputeDevice.Cuda ? torch.CUDA : torch.CPU;
+            _device = args.Device == ComputeDevice.Cuda ? torch.CUDA : torch.CPU;
             torch.set_default_device(Device);                 // factories (zeros, arange, tensor) create on it
             torch.set_num_threads(args.Threads > 0 ? args.Threads : Kit.DefaultThreads);
             Directory.CreateDirectory(args.Out);
