@@ -135,11 +135,14 @@ public static class Rollouts
         try
         {
             using var _ = no_grad();
-            using var scope = NewDisposeScope();             // TorchSharp: the cache and every step's tensors
+            using var scope = NewDisposeScope();             // TorchSharp: frees the cache when generation ends
             var cache = model.NewCache(N);
             Tensor input = prompts;                           // step 0 feeds the whole prompt, then one token a step
             for (int t = 0; t < M; t++)
             {
+                // TorchSharp: a scope per token frees this token's activations now, not when generation ends
+                // (for 2,048 rows they add up to hundreds of MiB); the next input is moved out to survive it.
+                using var tokenScope = NewDisposeScope();
                 var hidden = model.Hidden(input, cache);                            // (N, T, C)
                 var last = hidden.narrow(1, hidden.shape[1] - 1, 1);                // (N, 1, C): the newest position
                 var logits = model.Logits(last).cpu().data<float>().ToArray();      // (N·V): next-token logits
@@ -159,7 +162,7 @@ public static class Rollouts
                     next[i] = token;
                 }
                 if (live == 0 || t == M - 1) break;
-                input = tensor(next, [N, 1]);                                       // (N, 1)
+                input = tensor(next, [N, 1]).MoveToOuterDisposeScope();             // (N, 1)
             }
         }
         finally
