@@ -246,8 +246,7 @@ public static class Program
                 // ─── 4. update: one AdamW step on ∇L = −ĝ ────────────────────────────────────────────
                 optimizer.zero_grad();
                 loss.backward();
-                double gradNorm = nn.utils.clip_grad_norm_(policy.parameters(),
-                    args.MaxGradNorm > 0 ? args.MaxGradNorm : double.PositiveInfinity);   // the norm before clipping
+                double gradNorm = Grad.ClipNorm(policy.parameters(), args.MaxGradNorm);   // the norm before clipping
                 optimizer.step();
                 double meanReward = rewards.mean().item<float>();
                 baseline.Update(meanReward);                                  // after use: b never sees the rewards it is subtracted from
@@ -287,18 +286,18 @@ public static class Program
 
         var finalGreedy = BaseModel.Evaluate(policy, task.Eval, temperature: 0);
         // Same generator seed and batch as the final evaluation: the KL is measured on the very samples that were scored.
-        double finalKl = PolicyGradient.KlToReference(policy, reference, task.Eval, new Generator(BaseModel.EvalSeed));
+        double finalKl = Kl.HeldOut(policy, reference, task.Eval, new Generator(BaseModel.EvalSeed));
 
         var plot = new SvgPlot($"01-policy-gradient — REINFORCE, baseline {BaselineName(args.Baseline)}, seed {args.Seed}") { Smoothing = 0.9 };
         // Dense per-step metrics are drawn smoothed; the sparse ones (every k steps) as dots, unsmoothed.
-        plot.Add("held-out accuracy (T = 1)", Dots(log, "eval_accuracy")).HLine(baseEval.Accuracy, "base");
+        plot.Add("held-out accuracy (T = 1)", log.Dots("eval_accuracy")).HLine(baseEval.Accuracy, "base");
         plot.Add("reward (batch) and baselines", log.Series("reward"), log.Series("running_mean", label: "running mean b"),
-            Dots(log, "baseline_optimal", "b* (min. variance)"));
+            log.Dots("baseline_optimal", "b* (min. variance)"));
         plot.Add("KL to base (nats / completion)", log.Series("kl"));
         plot.Add("entropy (nats / token)", log.Series("entropy"));
         plot.Add("gradient norm", log.Series("grad_norm"));
-        plot.Add("gradient variance ÷ variance at b = 0", Dots(log, "grad_var_ratio", "running mean b"),
-            Dots(log, "grad_var_optimal", "b*", divideBy: "grad_var_none")).HLine(1, "b = 0");
+        plot.Add("gradient variance ÷ variance at b = 0", log.Dots("grad_var_ratio", "running mean b"),
+            log.Dots("grad_var_optimal", "b*", divideBy: "grad_var_none")).HLine(1, "b = 0");
         plot.Write(Path.Combine(args.Out, "curves.svg"));
 
         var (ratios, at) = (log.Column("grad_var_ratio"), log.Column("step"));
@@ -326,18 +325,6 @@ public static class Program
             },
         });
         return 0;
-    }
-
-    /// <summary>A sparse metric (logged every k steps) as dots: only the rows that logged it, optionally divided
-    /// by another metric of the same rows.</summary>
-    private static Series Dots(MetricsLog log, string metric, string? label = null, string? divideBy = null)
-    {
-        var x = log.Column("step");
-        var y = log.Column(metric);
-        var d = divideBy is null ? null : log.Column(divideBy);
-        var keep = Enumerable.Range(0, y.Length).Where(i => double.IsFinite(y[i])).ToArray();
-        return new Series(label ?? metric, keep.Select(i => x[i]).ToArray(), keep.Select(i => d is null ? y[i] : y[i] / d[i]).ToArray())
-            { Points = true };
     }
 
     /// <summary>The option's spelling on the command line: "none" or "running-mean".</summary>
@@ -445,19 +432,6 @@ public static class PolicyGradient
         return (rewards.to_type(scores.dtype) * squaredNorms).sum().ToDouble() / squaredNorms.sum().ToDouble();
     }
 
-    /// <summary>
-    /// KL(π ‖ π_ref) per completion on fresh samples of <paramref name="policy"/> for <paramref name="problems"/>
-    /// (one each), averaged: the number the summary reports as "KL to reference".
-    /// </summary>
-    public static double KlToReference(TinyGpt policy, TinyGpt reference, IReadOnlyList<Problem> problems, Generator generator)
-    {
-        using var _ = no_grad();
-        var rollout = Rollouts.Generate(policy, ArithmeticTask.EncodePrompts(problems), ArithmeticTask.MaxCompletionLength,
-            generator: generator);
-        var logp = Rollouts.TokenLogProbs(policy, rollout);                    // (N, M)
-        var refLogp = Rollouts.TokenLogProbs(reference, rollout);              // (N, M)
-        return SequenceKl(logp, refLogp, rollout.CompletionMask).mean().ToDouble();
-    }
 }
 
 /// <summary>

@@ -248,7 +248,7 @@ public static class Program
         }
 
         var finalEval = BaseModel.Evaluate(policy, task.Eval, temperature: 1, generator: new Generator(BaseModel.EvalSeed));
-        double finalKl = HeldOutKl(policy, reference, task.Eval, new Generator((ulong)args.Seed + 1));
+        double finalKl = Kl.HeldOut(policy, reference, task.Eval, new Generator((ulong)args.Seed + 1));
         Lab.Print($"trained policy, held-out sampled (T = 1): {finalEval}");
 
         var lambdaClock = Stopwatch.StartNew();
@@ -325,7 +325,7 @@ public static class Program
         Lab.CheckFinite(policyLoss, "policy loss", step);
         actorOptimizer.zero_grad();
         policyLoss.backward();
-        double gradNorm = ClipOrMeasure(policy, args.MaxGradNorm);
+        double gradNorm = Grad.ClipNorm(policy.parameters(), args.MaxGradNorm);
         actorOptimizer.step();
 
         // ---- critic loss: L_V = mean_t (V_φ(s_t) − G_t^λ)², the λ-returns fixed as targets.
@@ -333,7 +333,7 @@ public static class Program
         Lab.CheckFinite(valueLoss, "value loss", step, "try a smaller --critic-learning-rate");
         criticOptimizer.zero_grad();
         valueLoss.backward();
-        double criticGradNorm = ClipOrMeasure(critic, args.MaxGradNorm);
+        double criticGradNorm = Grad.ClipNorm(critic.parameters(), args.MaxGradNorm);
         criticOptimizer.step();
 
         // ---- report (all from the batch just used, before the update took effect).
@@ -360,19 +360,6 @@ public static class Program
         ];
     }
 
-    /// <summary>The global gradient norm of a model's parameters, clipped to <paramref name="maxNorm"/> when it is positive.</summary>
-    static double ClipOrMeasure(TinyGpt model, double maxNorm) =>
-        nn.utils.clip_grad_norm_(model.parameters(), maxNorm > 0 ? maxNorm : double.PositiveInfinity);
-
-    /// <summary>KL(π_θ ‖ π_ref) in nats per completion, estimated with k3 on one T = 1 sample per held-out prompt.</summary>
-    static double HeldOutKl(TinyGpt policy, TinyGpt reference, IReadOnlyList<Problem> problems, Generator generator)
-    {
-        var rollout = Rollouts.Generate(policy, ArithmeticTask.EncodePrompts(problems), M, generator: generator);
-        using var _ = no_grad();
-        var logp = Rollouts.TokenLogProbs(policy, rollout);
-        var refLogp = Rollouts.TokenLogProbs(reference, rollout);
-        return Rollouts.MaskedSum(Kl.K3(logp, refLogp), rollout.CompletionMask, 1).mean().ToDouble();
-    }
 
     // ==================================================================== the λ table
 

@@ -582,6 +582,7 @@ public static class Program
     /// </summary>
     public static double SequenceKl(TinyGpt policy, TinyGpt reference, ArithmeticTask task, ulong seed)
     {
+        using var scope = NewDisposeScope();   // TorchSharp: frees the rollouts and logits on return
         var r = Rollouts.Generate(policy, ArithmeticTask.EncodePrompts(task.Eval), ArithmeticTask.MaxCompletionLength,
                                   generator: new Generator(seed + 1));
         using var _ = no_grad();

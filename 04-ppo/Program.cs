@@ -344,10 +344,10 @@ public static class Program
             }
         }
         Lab.Print($"trained policy, held-out sampled (T = 1): {final}");
-        double finalKl = HeldOutKl(policy, reference, task.Eval, new Generator(BaseModel.EvalSeed));   // on the samples just scored
+        double finalKl = Kl.HeldOut(policy, reference, task.Eval, new Generator(BaseModel.EvalSeed));   // on the samples just scored
 
         var plot = new SvgPlot($"04-ppo ({Name(args.Variant)}), seed {args.Seed}") { Smoothing = 0.8 };
-        plot.Add("held-out accuracy (T = 1)", Dots(log, "eval_accuracy")).HLine(baseEval.Accuracy, "base");
+        plot.Add("held-out accuracy (T = 1)", log.Dots("eval_accuracy")).HLine(baseEval.Accuracy, "base");
         plot.Add("reward (batch)", log.Series("reward"));
         plot.Add("approx KL(π_old ‖ π_θ) per token", log.Series("approx_kl_k1", label: "k1"), log.Series("approx_kl_k3", label: "k3"),
             log.Series("kl_old_exact", label: "exact, after the update"));
@@ -418,7 +418,7 @@ public static class Program
         var (advantages, returns) = PPO.Gae(rewards, oldValues, mask, args.Gamma, args.GaeLambda);   // (N, M) each
 
         // ─── 3–4. loss and update: epochs × shuffled minibatches ─────────────────────────────────────────
-        int N = args.BatchSize, mbSize = N / args.NumMinibatches;
+        int N = args.BatchSize;
         var sums = new Dictionary<string, double>();                           // the last epoch's minibatch means
         int epochsRun = 0, clipCount = 0;
         double clipSum = 0, gradNormSum = 0, criticGradNormSum = 0;
@@ -427,7 +427,7 @@ public static class Program
         for (int epoch = 0; epoch < args.UpdateEpochs; epoch++)
         {
             sums.Clear();
-            var minibatches = PPO.Minibatches(N, args.NumMinibatches, shuffleRng);
+            var minibatches = Sampling.Minibatches(N, args.NumMinibatches, shuffleRng);
             foreach (var indices in minibatches)
             {
                 using var minibatchScope = NewDisposeScope();                  // TorchSharp: one minibatch's tensors
@@ -454,7 +454,7 @@ public static class Program
                 Lab.CheckFinite(loss, "policy loss", update);
                 policyOptimizer.zero_grad();
                 loss.backward();
-                gradNormSum += ClipOrMeasure(policy, args.MaxGradNorm);
+                gradNormSum += Grad.ClipNorm(policy.parameters(), args.MaxGradNorm);
                 policyOptimizer.step();
 
                 // The value model: its own loss, its own optimiser.
@@ -464,7 +464,7 @@ public static class Program
                 Lab.CheckFinite(valueLoss, "value loss", update, "try a smaller --value-learning-rate");
                 criticOptimizer.zero_grad();
                 valueLoss.backward();
-                criticGradNormSum += ClipOrMeasure(critic, args.MaxGradNorm);
+                criticGradNormSum += Grad.ClipNorm(critic.parameters(), args.MaxGradNorm);
                 criticOptimizer.step();
 
                 Add(sums, "policy_loss", pgLoss.ToDouble());
@@ -514,28 +514,6 @@ public static class Program
 
     static void Add(Dictionary<string, double> sums, string key, double value) => sums[key] = sums.GetValueOrDefault(key) + value;
 
-    /// <summary>The global gradient norm of a model's parameters (before clipping), clipped to <paramref name="maxNorm"/> when positive.</summary>
-    static double ClipOrMeasure(TinyGpt model, double maxNorm) =>
-        nn.utils.clip_grad_norm_(model.parameters().Where(p => p.requires_grad), maxNorm > 0 ? maxNorm : double.PositiveInfinity);
-
-    /// <summary>KL(π_θ ‖ π_ref) in nats per completion, estimated with k3 on one T = 1 sample per held-out prompt.</summary>
-    static double HeldOutKl(TinyGpt policy, TinyGpt reference, IReadOnlyList<Problem> problems, Generator generator)
-    {
-        var rollout = Rollouts.Generate(policy, ArithmeticTask.EncodePrompts(problems), M, generator: generator);
-        using var _ = no_grad();
-        var logp = Rollouts.TokenLogProbs(policy, rollout);
-        var refLogp = Rollouts.TokenLogProbs(reference, rollout);
-        return Rollouts.MaskedSum(Kl.K3(logp, refLogp), rollout.CompletionMask, 1).mean().ToDouble();
-    }
-
-    /// <summary>A sparse metric (logged every k updates) as dots: only the rows that logged it.</summary>
-    static Series Dots(MetricsLog log, string metric)
-    {
-        var x = log.Column("step");
-        var y = log.Column(metric);
-        var keep = Enumerable.Range(0, y.Length).Where(i => double.IsFinite(y[i])).ToArray();
-        return new Series(metric, keep.Select(i => x[i]).ToArray(), keep.Select(i => y[i]).ToArray()) { Points = true };
-    }
 
     /// <summary>The option's spelling on the command line.</summary>
     static string Name(Variant v) => v == Variant.Clip ? "clip" : "penalty";
@@ -560,10 +538,10 @@ public static class PPO
     /// </summary>
     public static Tensor ClippedSurrogate(Tensor logRatio, Tensor advantages, double clipCoef)
     {
-        var ratio = logRatio.exp();                                               // r_t(θ)
-        var unclipped = -advantages * ratio;                                      // −Â r
-        var clipped = -advantages * ratio.clamp(1 - clipCoef, 1 + clipCoef);      // −Â clip(r, 1 − ε, 1 + ε)
-        return maximum(unclipped, clipped);                                       // = −min(Â r, Â clip(r))
+        var ratio = logRatio.exp();                                               // ρ_t = π_θ / π_θold
+        var unclipped = -advantages * ratio;                                      // −Â ρ
+        var clipped = -advantages * ratio.clamp(1 - clipCoef, 1 + clipCoef);      // −Â clip(ρ, 1 − ε, 1 + ε)
+        return maximum(unclipped, clipped);                                       // = −min(Â ρ, Â clip(ρ))
     }
 
     /// <summary>−L^CLIP: the clipped surrogate averaged over the real tokens. logRatio, advantages, mask: (B, M).</summary>
@@ -598,7 +576,7 @@ public static class PPO
         var lr = logRatio.detach().to_type(ScalarType.Float64);
         var m = mask.to_type(ScalarType.Float64);
         double k1 = Rollouts.MaskedMean(-lr, m).ToDouble();
-        double k3 = Rollouts.MaskedMean(lr.exp() - 1 - lr, m).ToDouble();
+        double k3 = Kl.OldToNew(logRatio, mask);                           // (ρ − 1) − log ρ, the shared text
         return (k1, k3);
     }
 
@@ -721,20 +699,5 @@ public static class PPO
         var mean = (advantages * mask).sum() / n;
         var variance = ((advantages - mean).square() * mask).sum() / (n - 1).clamp(min: 1);
         return (advantages - mean) / (variance.sqrt() + 1e-8) * mask;
-    }
-
-    // ------------------------------------------------------------------ minibatches
-
-    /// <summary>
-    /// A shuffled split of rows 0..n−1 into <paramref name="count"/> minibatches of n / count rows each (CleanRL: one
-    /// permutation per epoch, then consecutive slices; rows left over when count does not divide n wait for the next epoch).
-    /// </summary>
-    public static List<long[]> Minibatches(int n, int count, SplitMix64 rng)
-    {
-        if (count < 1 || count > n) throw new ArgumentException($"Minibatches: cannot split {n} rows into {count} minibatches");
-        var order = Enumerable.Range(0, n).Select(i => (long)i).ToArray();
-        rng.Shuffle(order);
-        int size = n / count;
-        return Enumerable.Range(0, count).Select(k => order[(k * size)..((k + 1) * size)]).ToList();
     }
 }

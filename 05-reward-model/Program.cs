@@ -299,8 +299,8 @@ public static class Program
         Lab.Print($"untrained reward model: held-out accuracy {Lab.Fmt(baseEval.Accuracy)} (noise ceiling {Lab.Fmt(baseEval.NoiseCeiling)})");
 
         // ─── 3. training: minibatches of pairs, reshuffled every epoch ────────────────────────────────────
-        int n = trainPairs.Count, B = args.BatchSize, cursor = n;
-        var order = Enumerable.Range(0, n).ToArray();
+        int B = args.BatchSize;
+        var epochs = new Epochs(trainPairs.Count, data);                       // shuffled passes over the pairs
         var final = baseEval;
         var clock = Stopwatch.StartNew();
         rm.train();
@@ -309,9 +309,7 @@ public static class Program
             for (int step = 1; step <= steps; step++)
             {
                 using var scope = NewDisposeScope();   // TorchSharp: this step's tensors are freed at its end
-                if (cursor + B > n) { data.Shuffle(order); cursor = 0; }       // a new epoch (the remainder < B is skipped)
-                var idx = tensor(order.AsSpan(cursor, B).ToArray().Select(i => (long)i).ToArray(), [B]);   // (B)
-                cursor += B;
+                var idx = epochs.Next(B);                                        // (B) row indices
                 var prompts = trP.index_select(0, idx);                          // (B, 7)
 
                 // Chosen and rejected through the model in one batch of 2B: the same weights, one forward pass.
@@ -327,7 +325,7 @@ public static class Program
 
                 optimizer.zero_grad();
                 loss.backward();
-                double gradNorm = nn.utils.clip_grad_norm_(trainable, args.MaxGradNorm > 0 ? args.MaxGradNorm : double.PositiveInfinity);
+                double gradNorm = Grad.ClipNorm(trainable, args.MaxGradNorm);
                 optimizer.step();
 
                 var metrics = new List<(string, double)>();
@@ -369,7 +367,7 @@ public static class Program
         rows.Add(Row("  Both: '.' on the correct one", e => e.BothAgreement(false), final.BothCount(false), null, null));
         rows.Add(Row("  Both: '.' on the wrong one", e => e.BothAgreement(true), final.BothCount(true), null, null));
         rows.Add(["Tie", final.Count(PairKind.Tie), final.Ceiling(PairKind.Tie), final.LabelAccuracy(PairKind.Tie), null, null, null]);
-        Lab.Table($"held-out pairs after {steps} steps ({Lab.Fmt(steps * (double)B / n)} epochs): the reward model, the untrained one, and log π_base(y|x) as a score",
+        Lab.Table($"held-out pairs after {steps} steps ({Lab.Fmt(steps * (double)B / trainPairs.Count)} epochs): the reward model, the untrained one, and log π_base(y|x) as a score",
             ["pairs", "count", "noise ceiling", "RM: vs labels", "RM: agrees with gold", "untrained: vs gold", "log π_base: vs gold"], rows);
         Lab.Print($"correlation of r with gold over the held-out completions: {Lab.Fmt(final.GoldCorrelation)} " +
                   $"(untrained {Lab.Fmt(baseEval.GoldCorrelation)}; log π_base {Lab.Fmt(likelihood.GoldCorrelation)})");
@@ -379,11 +377,11 @@ public static class Program
         Lab.Print($"reward model saved: {checkpoint} (scores of the base's samples: mean 0, std 1; raw mean was {Lab.Fmt(mu)}, std {Lab.Fmt(sigma)})");
 
         var plot = new SvgPlot($"05-reward-model — Bradley–Terry, seed {args.Seed}") { Smoothing = 0.9 };
-        plot.Add("held-out accuracy vs labels", Dots(log, "eval_accuracy")).HLine(final.NoiseCeiling, "noise ceiling").HLine(0.5, "chance");
-        plot.Add("held-out agreement with gold, by pair kind", Dots(log, "acc_style_only", "style only"),
-            Dots(log, "acc_correctness_only", "correctness only"), Dots(log, "acc_both_style_with_correctness", "both, '.' on the correct one"),
-            Dots(log, "acc_both_style_against_correctness", "both, '.' on the wrong one")).HLine(0.5, "chance");
-        plot.Add("correlation of r with gold (held-out)", Dots(log, "gold_correlation"));
+        plot.Add("held-out accuracy vs labels", log.Dots("eval_accuracy")).HLine(final.NoiseCeiling, "noise ceiling").HLine(0.5, "chance");
+        plot.Add("held-out agreement with gold, by pair kind", log.Dots("acc_style_only", "style only"),
+            log.Dots("acc_correctness_only", "correctness only"), log.Dots("acc_both_style_with_correctness", "both, '.' on the correct one"),
+            log.Dots("acc_both_style_against_correctness", "both, '.' on the wrong one")).HLine(0.5, "chance");
+        plot.Add("correlation of r with gold (held-out)", log.Dots("gold_correlation"));
         plot.Add("loss (batch)", log.Series("loss"), log.Series("bt_loss")).HLine(Math.Log(2), "log 2");
         plot.Add("score gap r_c − r_r and level (r_c + r_r)/2", log.Series("score_gap"), log.Series("score_mean"));
         plot.Add("gradient norm", log.Series("grad_norm"));
@@ -415,7 +413,7 @@ public static class Program
                 ["trainable_params"] = trainableParams,
                 ["samples_generated"] = (long)trainSet.Samples.shape[0],     // base samples behind the training pairs
                 ["steps"] = steps,
-                ["epochs"] = steps * (double)B / n,
+                ["epochs"] = steps * (double)B / trainPairs.Count,
                 ["train_s"] = trainSeconds,
                 ["ms_per_step"] = 1000 * trainSeconds / steps,
                 ["reward_raw_mean"] = mu,
@@ -462,14 +460,6 @@ public static class Program
         Checkpoint.Save(path, rm.state_dict(), metadata);                       // atomic: temp file, then rename
     }
 
-    /// <summary>A sparse metric (logged every k steps) as dots.</summary>
-    private static Series Dots(MetricsLog log, string metric, string? label = null)
-    {
-        var x = log.Column("step");
-        var y = log.Column(metric);
-        var keep = Enumerable.Range(0, y.Length).Where(i => double.IsFinite(y[i])).ToArray();
-        return new Series(label ?? metric, keep.Select(i => x[i]).ToArray(), keep.Select(i => y[i]).ToArray()) { Points = true };
-    }
 }
 
 /// <summary>Labelled pairs and the base samples they were made from.</summary>

@@ -414,16 +414,14 @@ public static class Program
         var chosenLen = Rollouts.CompletionMask(chosen).lengths;               // (N)
         var rejectedLen = Rollouts.CompletionMask(rejected).lengths;           // (N)
 
-        int n = trainPairs.Count, B = Math.Min(args.RmBatchSize, n), cursor = n;
-        var order = Enumerable.Range(0, n).Select(i => (long)i).ToArray();
+        int B = Math.Min(args.RmBatchSize, trainPairs.Count);
+        var epochs = new Epochs(trainPairs.Count, dataRng);                    // shuffled passes over the pairs
         double loss = double.NaN;
         rm.train();
         for (int step = 1; step <= args.RmSteps; step++)
         {
             using var scope = NewDisposeScope();   // TorchSharp: this step's tensors are freed at its end
-            if (cursor + B > n) { dataRng.Shuffle(order); cursor = 0; }       // epochs over the pairs, reshuffled each time
-            var idx = tensor(order[cursor..(cursor + B)], [B]);
-            cursor += B;
+            var idx = epochs.Next(B);                                          // (B) row indices
             // Chosen and rejected in one forward pass: (2B, L) → (2B) scores.
             var both = RewardAtEnd(rm, cat([chosenSeq.index_select(0, idx), rejectedSeq.index_select(0, idx)], 0),
                                        cat([chosenLen.index_select(0, idx), rejectedLen.index_select(0, idx)], 0));
@@ -507,7 +505,7 @@ public static class Program
                   $"gold {Lab.Fmt(curve[0].Gold)}, correct {Lab.Fmt(curve[0].Accuracy)}, '.' share {Lab.Fmt(curve[0].Period)}");
 
         var log = new MetricsLog(csv);
-        using (var progress = Lab.Progress(steps, $"PPO, {label}", "score", "kl", "gold", "clipfrac"))
+        using (var progress = Lab.Progress(steps, $"PPO, {label}", "score", "kl", "gold", "policy/clipfrac_avg"))
         {
             for (int step = 1; step <= steps; step++)
             {
@@ -566,22 +564,19 @@ public static class Program
             klPerToken = Kl.K1(oldLogp, refLogp) * mask;                       // (N, M): log π_θ/π_ref per token
             rewards = RlhfMath.TokenRewards(scores, klPerToken, mask, lengths, hasEos, beta, args.MissingEosPenalty);   // (N, M)
             (advantages, returns) = RlhfMath.Gae(rewards, oldValues, mask, args.Gamma, args.GaeLambda);               // (N, M) each
-            advantages = RlhfMath.Whiten(advantages, mask);
+            advantages = RlhfMath.NormalizeAdvantages(advantages, mask);
         }
 
         // ---- PPO epochs: minibatches of the rollouts, clipped surrogate for the actor, clipped value loss for the critic.
         actor.train(); critic.train();
-        int mb = Math.Max(1, N / args.Minibatches);
-        var order = Enumerable.Range(0, N).Select(i => (long)i).ToArray();
         double pgLossSum = 0, vLossSum = 0, clipFracSum = 0, approxKlSum = 0, gradSum = 0;
         int updates = 0;
         for (int epoch = 0; epoch < args.PpoEpochs; epoch++)
         {
-            minibatchRng.Shuffle(order);
-            for (int start = 0; start + mb <= N; start += mb)
+            foreach (var rows in Sampling.Minibatches(N, args.Minibatches, minibatchRng))
             {
                 using var minibatchScope = NewDisposeScope();                  // TorchSharp: one minibatch's tensors
-                var idx = tensor(order[start..(start + mb)], [mb]);
+                var idx = tensor(rows, [rows.Length]);
                 var seq = sequences.index_select(0, idx);                      // (mb, L)
                 var m = mask.index_select(0, idx);                             // (mb, M)
                 var adv = advantages.index_select(0, idx);                     // (mb, M)
@@ -592,7 +587,7 @@ public static class Program
                 Lab.CheckFinite(pgLoss, "policy loss", step);
                 actorOptimizer.zero_grad();
                 pgLoss.backward();
-                gradSum += ClipOrMeasure(actor, args.MaxGradNorm);
+                gradSum += Grad.ClipNorm(actor.parameters(), args.MaxGradNorm);
                 actorOptimizer.step();
 
                 var values = critic.Scalar(critic.Hidden(seq)).narrow(1, P - 1, M);   // (mb, M), differentiable
@@ -600,7 +595,7 @@ public static class Program
                 Lab.CheckFinite(vLoss, "value loss", step, "try a smaller --critic-learning-rate");
                 criticOptimizer.zero_grad();
                 vLoss.backward();
-                ClipOrMeasure(critic, args.MaxGradNorm);
+                Grad.ClipNorm(critic.parameters(), args.MaxGradNorm);
                 criticOptimizer.step();
 
                 using (no_grad())
@@ -608,8 +603,8 @@ public static class Program
                     var lr = logRatio.detach();
                     pgLossSum += pgLoss.ToDouble();
                     vLossSum += vLoss.ToDouble();
-                    clipFracSum += Rollouts.MaskedMean((lr.abs() > Math.Log(1 + args.ClipCoef)).to_type(ScalarType.Float32), m).ToDouble();
-                    approxKlSum += Rollouts.MaskedMean(Kl.K3(lr, zeros_like(lr)), m).ToDouble();   // old‖new drift, k3 per token
+                    clipFracSum += RlhfMath.ClipFraction(lr, adv, m, args.ClipCoef);
+                    approxKlSum += Kl.OldToNew(lr, m);                              // KL(π_old ‖ π_θ) per token
                 }
                 updates++;
             }
@@ -629,7 +624,7 @@ public static class Program
             ("missing_eos", 1 - hasEos.to_type(ScalarType.Float64).mean().ToDouble()),
             ("policy_loss", pgLossSum / updates),
             ("value_loss", vLossSum / updates),
-            ("clipfrac", clipFracSum / updates),
+            ("policy/clipfrac_avg", clipFracSum / updates),   // TRL's PPO name: see RlhfMath.ClipFraction
             ("approx_kl", approxKlSum / updates),
             ("grad_norm", gradSum / updates),
             ("explained_var", RlhfMath.ExplainedVariance(oldValues, returns, mask)),
@@ -637,9 +632,6 @@ public static class Program
         ];
     }
 
-    /// <summary>The global gradient norm of a model's parameters, clipped to <paramref name="maxNorm"/> when it is positive.</summary>
-    static double ClipOrMeasure(TinyGpt model, double maxNorm) =>
-        nn.utils.clip_grad_norm_(model.parameters(), maxNorm > 0 ? maxNorm : double.PositiveInfinity);
 
     /// <summary>
     /// The held-out measurement behind the over-optimisation picture: one T = 1 sample per held-out prompt (the same
@@ -648,6 +640,7 @@ public static class Program
     /// </summary>
     static Eval Evaluate(TinyGpt actor, TinyGpt reference, TinyGpt rm, PreferenceWorld world, IReadOnlyList<Problem> problems, int step, Args args)
     {
+        using var scope = NewDisposeScope();   // TorchSharp: frees the rollouts, logits and scores on return
         var rollout = Rollouts.Generate(actor, ArithmeticTask.EncodePrompts(problems), M, generator: new Generator(BaseModel.EvalSeed));
         using var _ = no_grad();
         bool wasTraining = actor.training;
@@ -681,7 +674,7 @@ public static class Program
         plot.Add("held-out KL to the reference (nats)", stages.Select(s => AlongSteps(s, e => e.Kl)).ToArray());
         plot.Add("held-out gold score", stages.Select(s => AlongSteps(s, e => e.Gold)).ToArray()).HLine(main.Base.Gold, "SFT");
         plot.Add("held-out '.' share", stages.Select(s => AlongSteps(s, e => e.Period)).ToArray());
-        foreach (var metric in new[] { "score", "explained_var", "clipfrac" })
+        foreach (var metric in new[] { "score", "explained_var", "policy/clipfrac_avg" })
             plot.Add($"{metric} (training batches)", stages.Select(s => s.Log.Series(metric, label: $"β {Lab.Fmt(s.Beta)}")).ToArray());
         plot.Write(Path.Combine(args.Out, "curves.svg"));
     }
@@ -730,32 +723,38 @@ public static class RlhfMath
     /// </code>
     /// rewards, values, mask (N, T) → (advantages, returns) (N, T), 0 where the mask is 0. Chapter 2 derives it.
     /// </summary>
-    public static (Tensor advantages, Tensor returns) Gae(Tensor rewards, Tensor values, Tensor mask, double gamma, double lambda)
+    public static (Tensor advantages, Tensor returns) Gae(Tensor rewards, Tensor values, Tensor mask, double gamma, double lambda,
+        Tensor? lastValues = null)
     {
+        if (rewards.dim() != 2 || !rewards.shape.SequenceEqual(values.shape) || !rewards.shape.SequenceEqual(mask.shape))
+            throw new ArgumentException($"Gae: rewards, values and mask must share one (N, T) shape, got [{string.Join(", ", rewards.shape)}], " +
+                $"[{string.Join(", ", values.shape)}] and [{string.Join(", ", mask.shape)}]");
         long N = rewards.shape[0], T = rewards.shape[1];
-        var v = values * mask;                                                  // V = 0 on padding
-        var nextValue = zeros(N, 1, dtype: values.dtype);                      // V(s_T) = 0: every completion ends by T
-        var nextAdvantage = zeros(N, 1, dtype: values.dtype);                  // Â_T = 0
+        values = values.detach();
+        Tensor Col(Tensor x, long t) => x.narrow(1, t, 1).squeeze(1);        // (N): column t
+        var nextAdvantage = zeros(N, dtype: values.dtype);                    // Â_T = 0
         var columns = new Tensor[T];
         for (long t = T - 1; t >= 0; t--)
         {
-            var vt = v.narrow(1, t, 1);                                         // (N, 1): V(s_t)
-            var delta = rewards.narrow(1, t, 1) + gamma * nextValue - vt;       // (N, 1): δ_t
-            nextAdvantage = (delta + gamma * lambda * nextAdvantage) * mask.narrow(1, t, 1);   // (N, 1): Â_t, 0 on padding
+            var nextValue = t < T - 1
+                ? Col(values, t + 1) * Col(mask, t + 1)                        // V(s_{t+1}), 0 once the row has ended
+                : lastValues?.to_type(values.dtype) ?? zeros(N, dtype: values.dtype);   // past the last column: bootstrap or 0
+            var delta = (Col(rewards, t) + gamma * nextValue - Col(values, t)) * Col(mask, t);   // δ_t (0 on padding)
+            nextAdvantage = delta + gamma * lambda * nextAdvantage;           // Â_t = δ_t + γλ Â_{t+1}
             columns[t] = nextAdvantage;
-            nextValue = vt;
         }
-        var advantages = cat(columns, 1);                                      // (N, T)
-        return (advantages, (advantages + v) * mask);
+        var advantages = stack(columns, 1) * mask;                             // (N, T)
+        return (advantages, (advantages + values) * mask);                     // G^λ = Â + V
     }
 
-    /// <summary>Advantages whitened to mean 0, std 1 over the real tokens (TRL's masked_whiten; CleanRL's norm_adv), 0 elsewhere.</summary>
-    public static Tensor Whiten(Tensor advantages, Tensor mask)
+    /// <summary>Advantages normalised to mean 0, std 1 over the real tokens, 0 elsewhere: CleanRL's norm_adv,
+    /// (A − mean) / (std + 1e-8), the same text as chapters 2 and 4 (TRL's masked_whiten multiplies by rsqrt(var + 1e-8)).</summary>
+    public static Tensor NormalizeAdvantages(Tensor advantages, Tensor mask)
     {
         var n = mask.sum();
         var mean = (advantages * mask).sum() / n;
-        var variance = ((advantages - mean).square() * mask).sum() / (n - 1).clamp(min: 1);   // unbiased, as TRL
-        return (advantages - mean) * (variance + 1e-8).rsqrt() * mask;
+        var variance = ((advantages - mean).square() * mask).sum() / (n - 1).clamp(min: 1);
+        return (advantages - mean) / (variance.sqrt() + 1e-8) * mask;
     }
 
     /// <summary>
@@ -768,15 +767,30 @@ public static class RlhfMath
     /// </summary>
     public static Tensor ClippedSurrogate(Tensor logRatio, Tensor advantages, double clipCoef)
     {
-        var ratio = logRatio.exp();                                             // ρ_t
-        var unclipped = -advantages * ratio;
-        var clipped = -advantages * ratio.clamp(1 - clipCoef, 1 + clipCoef);
-        return maximum(unclipped, clipped);
+        var ratio = logRatio.exp();                                               // ρ_t = π_θ / π_θold
+        var unclipped = -advantages * ratio;                                      // −Â ρ
+        var clipped = -advantages * ratio.clamp(1 - clipCoef, 1 + clipCoef);      // −Â clip(ρ, 1 − ε, 1 + ε)
+        return maximum(unclipped, clipped);                                       // = −min(Â ρ, Â clip(ρ))
     }
 
     /// <summary>L_CLIP: <see cref="ClippedSurrogate"/> averaged over the real tokens of the minibatch.</summary>
     public static Tensor PolicyLoss(Tensor logRatio, Tensor advantages, Tensor mask, double clipCoef) =>
         Rollouts.MaskedMean(ClippedSurrogate(logRatio, advantages.detach(), clipCoef), mask);
+
+    /// <summary>
+    /// The share of real tokens where the clip is active, so that the policy term's gradient is 0: ρ &lt; 1 − ε with
+    /// Â &lt; 0, or ρ &gt; 1 + ε with Â &gt; 0 — TRL's PPO (policy/clipfrac_avg: the clipped loss term is the larger).
+    /// Chapter 8 restates it (TRL's GRPO, clip_ratio/region_mean). logRatio (N, M), advantages broadcastable. No gradient.
+    /// </summary>
+    public static double ClipFraction(Tensor logRatio, Tensor advantages, Tensor mask, double clipCoef)
+    {
+        using var _ = no_grad();
+        var ratio = logRatio.detach().to_type(ScalarType.Float64).exp();         // ρ_t
+        var low = ratio.lt(1 - clipCoef).logical_and(advantages.lt(0));          // pushed down as far as the clip allows
+        var high = ratio.gt(1 + clipCoef).logical_and(advantages.gt(0));         // pushed up as far as the clip allows
+        return Rollouts.MaskedMean(low.logical_or(high).to_type(ScalarType.Float64), mask.to_type(ScalarType.Float64))
+            .ToDouble();
+    }
 
     /// <summary>
     /// The critic's loss, clipped around the values at sampling time (OpenAI baselines' PPO2, TRL's cliprange_value):
@@ -829,7 +843,7 @@ public static class RlhfMath
     {
         using var _ = no_grad();
         var n = mask.sum();
-        double Var(Tensor x)
+        double Var(Tensor x)                                                   // population variance over the real tokens
         {
             var mean = (x * mask).sum() / n;
             return (((x - mean).square() * mask).sum() / n).ToDouble();

@@ -261,7 +261,7 @@ public static class Program
         var refHeldOut = Preferences.TokenLogProbs(reference, heldOut);
 
         var optimizer = optim.AdamW(policy.parameters(), lr: args.LearningRate, weight_decay: args.WeightDecay);
-        var order = new Epochs(train.Count, args.Seed);               // shuffled passes over the data
+        var order = new Epochs(train.Count, new SplitMix64(args.Seed));               // shuffled passes over the data
 
         using var log = new MetricsLog(Path.Combine(args.Out, "metrics.csv"),
             "loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected",
@@ -300,8 +300,7 @@ public static class Program
                 // ─── 5. update ──────────────────────────────────────────────────────────────────────
                 optimizer.zero_grad();
                 loss.backward();
-                double gradNorm = nn.utils.clip_grad_norm_(policy.parameters(),
-                    args.MaxGradNorm > 0 ? args.MaxGradNorm : double.PositiveInfinity);    // the norm before clipping
+                double gradNorm = Grad.ClipNorm(policy.parameters(), args.MaxGradNorm);   // the norm before clipping
                 optimizer.step();
 
                 // ─── 6. report ──────────────────────────────────────────────────────────────────────
@@ -328,13 +327,13 @@ public static class Program
         double trainSeconds = trainClock.Elapsed.TotalSeconds;
 
         var plot = new SvgPlot($"07-dpo — {LossName(args.Loss)}, β {Lab.Fmt(args.Beta)}, seed {args.Seed}") { Smoothing = 0.9 };
-        plot.Add("gold of the policy's samples (held out, T = 1)", Dots(log, "eval_gold")).HLine(baseEval.Gold, "base");
-        plot.Add("'.' share and correctness (held out)", Dots(log, "eval_period", "'.' share"), Dots(log, "eval_accuracy", "correct"));
+        plot.Add("gold of the policy's samples (held out, T = 1)", log.Dots("eval_gold")).HLine(baseEval.Gold, "base");
+        plot.Add("'.' share and correctness (held out)", log.Dots("eval_period", "'.' share"), log.Dots("eval_accuracy", "correct"));
         plot.Add("implicit rewards β log π/π_ref (batch)", log.Series("rewards/chosen", label: "chosen"), log.Series("rewards/rejected", label: "rejected"));
         plot.Add("preference accuracy of the implicit reward", log.Series("rewards/accuracies", label: "batch"),
-            Dots(log, "eval_rewards/accuracies", "held-out pairs")).HLine(train.NoiseCeiling, "noise ceiling");
+            log.Dots("eval_rewards/accuracies", "held-out pairs")).HLine(train.NoiseCeiling, "noise ceiling");
         plot.Add("log π_θ of the completions (nats, batch)", log.Series("logps/chosen", label: "chosen"), log.Series("logps/rejected", label: "rejected"));
-        plot.Add("KL to reference (nats / completion)", Dots(log, "eval_kl"));
+        plot.Add("KL to reference (nats / completion)", log.Dots("eval_kl"));
         plot.Write(Path.Combine(args.Out, "curves.svg"));
 
         Lab.Finish(new RunSummary
@@ -387,6 +386,7 @@ public static class Program
     /// completion (k3 per token, summed over the completion's tokens, averaged over prompts).</summary>
     public static PolicyEval Evaluate(TinyGpt policy, TinyGpt reference, IReadOnlyList<Problem> problems)
     {
+        using var scope = NewDisposeScope();   // TorchSharp: frees the rollouts and their log-probs on return
         using var _ = no_grad();
         var rollout = Rollouts.Generate(policy, ArithmeticTask.EncodePrompts(problems), ArithmeticTask.MaxCompletionLength,
             generator: new Generator(BaseModel.EvalSeed));
@@ -423,15 +423,6 @@ public static class Program
         string Share(PairKind k) => Lab.Fmt((double)d.Kinds.Count(x => x == k) / d.Count);
         return $"ties {Share(PairKind.Tie)}, style only {Share(PairKind.StyleOnly)}, correctness only {Share(PairKind.CorrectnessOnly)}, " +
                $"both {Share(PairKind.Both)}; noise ceiling {Lab.Fmt(d.NoiseCeiling)}";
-    }
-
-    /// <summary>A sparse metric (logged every k steps) as dots: only the rows that logged it.</summary>
-    private static Series Dots(MetricsLog log, string metric, string? label = null)
-    {
-        var x = log.Column("step");
-        var y = log.Column(metric);
-        var keep = Enumerable.Range(0, y.Length).Where(i => double.IsFinite(y[i])).ToArray();
-        return new Series(label ?? metric, keep.Select(i => x[i]).ToArray(), keep.Select(i => y[i]).ToArray()) { Points = true };
     }
 
     /// <summary>The option's spelling on the command line.</summary>
@@ -665,32 +656,5 @@ public sealed record Preferences(IReadOnlyList<Problem> Problems, Tensor Sequenc
         long K = data.Sequences.shape[1];
         var tok = Rollouts.TokenLogProbs(model, data.Sequences.reshape(-1, P + M), P).reshape(-1, K, M);
         return DirectPreference.CompletionLogProbs(tok, data.Masks, average);
-    }
-}
-
-/// <summary>Shuffled passes over a dataset of <paramref name="count"/> rows: each pass visits every row once, in
-/// an order drawn from a SplitMix64 stream seeded by <paramref name="seed"/>; a batch may straddle two passes.</summary>
-public sealed class Epochs(int count, long seed)
-{
-    private readonly SplitMix64 _rng = new(seed);
-    private readonly List<long> _order = [];
-    private int _next;
-
-    /// <summary>The next <paramref name="n"/> row indices, int64 (n).</summary>
-    public Tensor Next(int n)
-    {
-        var rows = new long[n];
-        for (int i = 0; i < n; i++)
-        {
-            if (_next == _order.Count)
-            {
-                _order.Clear();
-                for (long r = 0; r < count; r++) _order.Add(r);
-                _rng.Shuffle(_order);
-                _next = 0;
-            }
-            rows[i] = _order[_next++];
-        }
-        return tensor(rows, [n]);
     }
 }

@@ -249,8 +249,8 @@ public static class Program
         const int P = ArithmeticTask.PromptLength, M = ArithmeticTask.MaxCompletionLength;
 
         using var log = new MetricsLog(Path.Combine(args.Out, "metrics.csv"),
-            "reward", "reward_std", "accuracy", "well_formed", "zero_std_frac", "loss", "kl_loss", "kl", "clip_frac",
-            "grad_norm", "entropy", "length", "eval_accuracy");
+            "reward", "reward_std", "accuracy", "well_formed", "frac_reward_zero_std", "loss", "kl_loss", "kl", "clip_ratio/region_mean",
+            "grad_norm", "entropy", "completions/mean_length", "eval_accuracy");
         // Every held-out evaluation samples with the book's fixed seed: base and trained policy face the same random
         // numbers, so their difference is not sampling noise.
         var baseEval = BaseModel.Evaluate(policy, task.Eval, temperature: 1, generator: new Generator(BaseModel.EvalSeed));
@@ -260,7 +260,7 @@ public static class Program
 
         var final = baseEval;
         var clock = Stopwatch.StartNew();
-        using (var progress = Lab.Progress(steps, "GRPO", "reward", "eval_accuracy", "kl", "loss", "grad_norm", "zero_std_frac"))
+        using (var progress = Lab.Progress(steps, "GRPO", "reward", "eval_accuracy", "kl", "loss", "grad_norm", "frac_reward_zero_std"))
         {
             for (int step = 1; step <= steps; step++)
             {
@@ -299,13 +299,12 @@ public static class Program
 
                     optimizer.zero_grad();
                     loss.backward();
-                    gradNorm += nn.utils.clip_grad_norm_(policy.parameters(),
-                        args.MaxGradNorm > 0 ? args.MaxGradNorm : double.PositiveInfinity) / args.Iterations;  // the norm before clipping
+                    gradNorm += Grad.ClipNorm(policy.parameters(), args.MaxGradNorm) / args.Iterations;   // the norm before clipping
                     optimizer.step();
 
                     using (no_grad())
                     {
-                        clipFrac += GroupRelative.ClipFraction(logp.detach(), oldLogp, advantages, mask, args.ClipEpsilon).ToDouble() / args.Iterations;
+                        clipFrac += GroupRelative.ClipFraction(logp.detach() - oldLogp, advantages.unsqueeze(1), mask, args.ClipEpsilon) / args.Iterations;
                         if (k == 1)
                         {
                             // At θold: the loss that is ≈ 0 by construction (see the header), its KL part, and the
@@ -325,9 +324,9 @@ public static class Program
                 {
                     ("reward", rewards.mean().ToDouble()),
                     ("reward_std", rewards.view(-1, args.GroupSize).std(1).mean().ToDouble()),
-                    ("accuracy", batch.Accuracy), ("well_formed", batch.WellFormed), ("zero_std_frac", zeroStdFrac),
-                    ("loss", loss1), ("kl_loss", klLoss1), ("kl", kl), ("clip_frac", clipFrac), ("grad_norm", gradNorm),
-                    ("entropy", entropy), ("length", rollout.Lengths.to_type(float32).mean().ToDouble()),
+                    ("accuracy", batch.Accuracy), ("well_formed", batch.WellFormed), ("frac_reward_zero_std", zeroStdFrac),
+                    ("loss", loss1), ("kl_loss", klLoss1), ("kl", kl), ("clip_ratio/region_mean", clipFrac), ("grad_norm", gradNorm),
+                    ("entropy", entropy), ("completions/mean_length", rollout.Lengths.to_type(float32).mean().ToDouble()),
                 };
                 if (step == steps || args.EvalEvery > 0 && step % args.EvalEvery == 0)
                 {
@@ -343,18 +342,18 @@ public static class Program
 
         var finalGreedy = BaseModel.Evaluate(policy, task.Eval, temperature: 0);
         // Same generator seed and batch as the final evaluation: the KL is measured on the very samples that were scored.
-        double finalKl = GroupRelative.KlToReference(policy, reference, task.Eval, new Generator(BaseModel.EvalSeed));
+        double finalKl = Kl.HeldOut(policy, reference, task.Eval, new Generator(BaseModel.EvalSeed));
 
         string variant = $"scale-rewards {Name(args.ScaleRewards)}, loss-type {Name(args.LossType)}";
         var plot = new SvgPlot($"08-grpo — GRPO ({variant}), seed {args.Seed}") { Smoothing = 0.9 };
-        plot.Add("held-out accuracy (T = 1)", Dots(log, "eval_accuracy")).HLine(baseEval.Accuracy, "base");
+        plot.Add("held-out accuracy (T = 1)", log.Dots("eval_accuracy")).HLine(baseEval.Accuracy, "base");
         plot.Add("reward (batch) and its spread within groups", log.Series("reward"), log.Series("reward_std"));
-        plot.Add("share of groups with all rewards equal (Â = 0)", log.Series("zero_std_frac"));
+        plot.Add("share of groups with all rewards equal (Â = 0)", log.Series("frac_reward_zero_std"));
         plot.Add("loss (first inner step) and its KL part", log.Series("loss"), log.Series("kl_loss"));
         plot.Add("gradient norm (before clipping)", log.Series("grad_norm"));
         plot.Add("KL to reference (nats / completion)", log.Series("kl"));
-        plot.Add("clip fraction", log.Series("clip_frac"));
-        plot.Add("completion length (tokens)", log.Series("length"));
+        plot.Add("clip fraction", log.Series("clip_ratio/region_mean"));
+        plot.Add("completion length (tokens)", log.Series("completions/mean_length"));
         plot.Write(Path.Combine(args.Out, "curves.svg"));
 
         Lab.Finish(new RunSummary
@@ -373,8 +372,8 @@ public static class Program
                 ["models_held"] = 2,                                   // the policy and the frozen reference; no critic
                 ["trainable_params"] = policy.parameters().Where(p => p.requires_grad).Sum(p => p.numel()),
                 ["samples_generated"] = (long)N * steps,
-                ["zero_std_fraction"] = log.Column("zero_std_frac").Where(double.IsFinite).Average(),
-                ["clip_fraction"] = log.Column("clip_frac").Where(double.IsFinite).Average(),
+                ["zero_std_fraction"] = log.Column("frac_reward_zero_std").Where(double.IsFinite).Average(),
+                ["clip_fraction"] = log.Column("clip_ratio/region_mean").Where(double.IsFinite).Average(),
                 ["steps"] = steps,
                 ["prompts_per_step"] = args.Prompts,
                 ["group_size"] = args.GroupSize,
@@ -384,15 +383,6 @@ public static class Program
             },
         });
         return 0;
-    }
-
-    /// <summary>A sparse metric (logged every k steps) as dots: only the rows that logged it.</summary>
-    private static Series Dots(MetricsLog log, string metric)
-    {
-        var x = log.Column("step");
-        var y = log.Column(metric);
-        var keep = Enumerable.Range(0, y.Length).Where(i => double.IsFinite(y[i])).ToArray();
-        return new Series(metric, keep.Select(i => x[i]).ToArray(), keep.Select(i => y[i]).ToArray()) { Points = true };
     }
 
     /// <summary>The options' spellings on the command line.</summary>
@@ -461,8 +451,20 @@ public static class GroupRelative
     /// exact value is 0 to within rounding), then returned in the inputs' dtype; gradients flow through both.</remarks>
     public static Tensor K3(Tensor logp, Tensor refLogp)
     {
-        var x = (refLogp - logp).to_type(float64);                                  // log(π_ref / π_θ)
-        return (x.exp() - x - 1).clamp(min: 0).to_type(logp.dtype);
+        var r = (refLogp - logp).to_type(ScalarType.Float64);
+        return (r.exp() - 1 - r).clamp(min: 0).to_type(logp.dtype);
+    }
+
+    /// <summary>
+    /// PPO's clipped surrogate per token, as a loss (chapter 4 derives it; the same text there and in chapter 6):
+    /// max(−Â ρ, −Â clip(ρ, 1 − ε, 1 + ε)) = −min(ρ Â, clip(ρ, 1 − ε, 1 + ε) Â), with ρ = exp(logRatio).
+    /// </summary>
+    public static Tensor ClippedSurrogate(Tensor logRatio, Tensor advantages, double clipCoef)
+    {
+        var ratio = logRatio.exp();                                               // ρ_t = π_θ / π_θold
+        var unclipped = -advantages * ratio;                                      // −Â ρ
+        var clipped = -advantages * ratio.clamp(1 - clipCoef, 1 + clipCoef);      // −Â clip(ρ, 1 − ε, 1 + ε)
+        return maximum(unclipped, clipped);                                       // = −min(Â ρ, Â clip(ρ))
     }
 
     /// <summary>
@@ -476,12 +478,8 @@ public static class GroupRelative
     /// <returns>(N, M); the columns after each completion's <c>&lt;eos&gt;</c> are garbage until masked.</returns>
     public static Tensor PerTokenLoss(Tensor logp, Tensor oldLogp, Tensor refLogp, Tensor advantages, double clipEpsilon, double beta)
     {
-        var A = advantages.detach().unsqueeze(1);                                   // (N, 1)
-        var ratio = (logp - oldLogp.detach()).exp();                                // (N, M): ρ_{i,t}
-        var unclipped = ratio * A;                                                  // (N, M)
-        var clipped = ratio.clamp(1 - clipEpsilon, 1 + clipEpsilon) * A;            // (N, M)
-        var surrogate = unclipped.minimum(clipped);                                 // (N, M): the pessimistic bound
-        var perToken = -surrogate;
+        var A = advantages.detach().unsqueeze(1);                                   // (N, 1): Â_i on every token
+        var perToken = ClippedSurrogate(logp - oldLogp.detach(), A, clipEpsilon);   // (N, M): −min(ρÂ, clip(ρ)Â)
         if (beta != 0) perToken = perToken + beta * K3(logp, refLogp.detach());     // + β · KL estimate
         return perToken;
     }
@@ -507,27 +505,14 @@ public static class GroupRelative
     /// The share of real tokens whose clipped term is active — where the gradient of the policy term is 0:
     /// ρ &lt; 1 − ε with Â &lt; 0, or ρ &gt; 1 + ε with Â &gt; 0 (TRL's clip_ratio/region_mean). A scalar tensor.
     /// </summary>
-    public static Tensor ClipFraction(Tensor logp, Tensor oldLogp, Tensor advantages, Tensor mask, double clipEpsilon)
+    public static double ClipFraction(Tensor logRatio, Tensor advantages, Tensor mask, double clipCoef)
     {
         using var _ = no_grad();
-        var ratio = (logp - oldLogp).exp();                                         // (N, M)
-        var A = advantages.unsqueeze(1);                                            // (N, 1)
-        var low = (ratio < 1 - clipEpsilon).to_type(mask.dtype) * (A < 0).to_type(mask.dtype);   // (N, M)
-        var high = (ratio > 1 + clipEpsilon).to_type(mask.dtype) * (A > 0).to_type(mask.dtype);  // (N, M)
-        return ((low + high) * mask).sum() / mask.sum().clamp(min: 1);
+        var ratio = logRatio.detach().to_type(ScalarType.Float64).exp();         // ρ_t
+        var low = ratio.lt(1 - clipCoef).logical_and(advantages.lt(0));          // pushed down as far as the clip allows
+        var high = ratio.gt(1 + clipCoef).logical_and(advantages.gt(0));         // pushed up as far as the clip allows
+        return Rollouts.MaskedMean(low.logical_or(high).to_type(ScalarType.Float64), mask.to_type(ScalarType.Float64))
+            .ToDouble();
     }
 
-    /// <summary>
-    /// KL(π ‖ π_ref) per completion on fresh samples of <paramref name="policy"/> for <paramref name="problems"/>
-    /// (one each), averaged: k3 summed over each completion's tokens — the number the summary reports.
-    /// </summary>
-    public static double KlToReference(TinyGpt policy, TinyGpt reference, IReadOnlyList<Problem> problems, Generator generator)
-    {
-        using var _ = no_grad();
-        var rollout = Rollouts.Generate(policy, ArithmeticTask.EncodePrompts(problems), ArithmeticTask.MaxCompletionLength,
-            generator: generator);
-        var logp = Rollouts.TokenLogProbs(policy, rollout);                        // (N, M)
-        var refLogp = Rollouts.TokenLogProbs(reference, rollout);                  // (N, M)
-        return (K3(logp, refLogp) * rollout.CompletionMask).sum(1).mean().ToDouble();
-    }
 }

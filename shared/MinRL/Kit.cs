@@ -1,4 +1,5 @@
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace MinRL;
@@ -90,4 +91,14 @@ public static class Kit
         var line = (e is DllNotFoundException ? lines.LastOrDefault() : lines.FirstOrDefault()) ?? e.GetType().Name;
         return line.Length > 300 ? line[..300] + "…" : line;
     }
+}
+
+/// <summary>Gradient clipping as every chapter does it.</summary>
+public static class Grad
+{
+    /// <summary>The global L2 norm of the gradients of <paramref name="parameters"/>, measured before clipping; when
+    /// <paramref name="maxNorm"/> &gt; 0 the gradients are then scaled down to that norm (nn.utils.clip_grad_norm_,
+    /// CleanRL's max_grad_norm). maxNorm = 0 only measures. Frozen parameters (requires_grad false) are left out.</summary>
+    public static double ClipNorm(IEnumerable<Parameter> parameters, double maxNorm) =>
+        nn.utils.clip_grad_norm_(parameters.Where(p => p.requires_grad), maxNorm > 0 ? maxNorm : double.PositiveInfinity);
 }

@@ -405,4 +405,33 @@ public static class Kl
         var r = (refLogp - logp).to_type(ScalarType.Float64);
         return (r.exp() - 1 - r).clamp(min: 0).to_type(logp.dtype);
     }
+
+    /// <summary>
+    /// How far an update moved the policy from the one that sampled the batch: with ρ = π_θ / π_old per sampled
+    /// token (<paramref name="logRatio"/> = log ρ), the mean over the real tokens of (ρ − 1) − log ρ. That is k3 with
+    /// the roles of the two policies swapped: on samples from π_old, E[ρ] = 1, so it is unbiased for
+    /// KL(π_old ‖ π_θ), and it is ≥ 0 (CleanRL's approx_kl, Schulman 2020). A diagnostic: no gradient.
+    /// </summary>
+    public static double OldToNew(Tensor logRatio, Tensor mask)
+    {
+        using var _ = no_grad();
+        var lr = logRatio.detach().to_type(ScalarType.Float64);
+        return Rollouts.MaskedMean((lr.exp() - 1) - lr, mask.to_type(ScalarType.Float64)).ToDouble();
+    }
+
+    /// <summary>
+    /// KL(π_θ ‖ π_ref) in nats per completion on held-out prompts: one completion per prompt sampled from π_θ at T = 1
+    /// with <paramref name="generator"/>, k3 per token summed over the completion, averaged over the prompts. Pass
+    /// a generator with a fixed seed so that two checkpoints are measured on the same random numbers.
+    /// </summary>
+    public static double HeldOut(TinyGpt policy, TinyGpt reference, IReadOnlyList<Problem> problems, Generator generator)
+    {
+        using var scope = NewDisposeScope();                               // TorchSharp: frees the rollouts on return
+        using var _ = no_grad();
+        var rollout = Rollouts.Generate(policy, ArithmeticTask.EncodePrompts(problems), ArithmeticTask.MaxCompletionLength,
+            generator: generator);
+        var logp = Rollouts.TokenLogProbs(policy, rollout);               // (N, M)
+        var refLogp = Rollouts.TokenLogProbs(reference, rollout);         // (N, M)
+        return Rollouts.MaskedSum(K3(logp, refLogp), rollout.CompletionMask, 1).mean().ToDouble();
+    }
 }

@@ -147,19 +147,6 @@ public class DpoTests
         Assert.Contains("[4, 3]", e.Message);
     }
 
-    [Fact]
-    public void Epochs_visit_every_row_once_per_pass_in_a_seeded_order()
-    {
-        var epochs = new Epochs(10, seed: 3);
-        var first = epochs.Next(4).data<long>().Concat(epochs.Next(6).data<long>()).ToArray();
-        var second = epochs.Next(10).data<long>().ToArray();
-        Assert.Equal(Enumerable.Range(0, 10).Select(i => (long)i), first.Order());
-        Assert.Equal(Enumerable.Range(0, 10).Select(i => (long)i), second.Order());
-        Assert.NotEqual(first, second);                                                   // reshuffled each pass
-        var again = new Epochs(10, seed: 3);
-        Assert.Equal(first, again.Next(10).data<long>().ToArray());
-    }
-
     [Theory]
     [InlineData(2)]
     [InlineData(3)]

@@ -145,7 +145,7 @@ public class GrpoTests
     public void Clip_fraction_counts_the_tokens_whose_policy_gradient_is_cut()
     {
         // PyTorch: 3 of the 12 real tokens (TRL's region: ρ < 0.8 with Â < 0, or ρ > 1.2 with Â > 0).
-        Assert.Equal(0.25, GroupRelative.ClipFraction(Logp().detach(), OldLogp(), Adv(), Mask(), 0.2).item<double>(), 1e-15);
+        Assert.Equal(0.25, GroupRelative.ClipFraction(Logp().detach() - OldLogp(), Adv().unsqueeze(1), Mask(), 0.2), 1e-15);
 
         // Without the KL term, exactly those tokens get a zero gradient, and every other real token does not.
         var logp = Logp();

@@ -235,27 +235,6 @@ public class PpoTests
         var n = PPO.NormalizeAdvantages(T([1, -2, 0.5, 3, 9, 9], 2, 3), T([1, 1, 1, 1, 0, 0], 2, 3));
         Close([0.18234920126975, -1.276444408888248, -0.060783067089917, 1.154878274708415, 0, 0], n, 1e-12);
     }
-
-    // ------------------------------------------------------------------ minibatches
-
-    [Fact]
-    public void Minibatches_partition_a_fresh_permutation_each_epoch()
-    {
-        var rng = new SplitMix64(3);
-        var first = PPO.Minibatches(10, 3, rng);
-        Assert.Equal(3, first.Count);
-        Assert.All(first, mb => Assert.Equal(3, mb.Length));                               // 10 / 3 = 3 rows each; 1 left out
-        var rows = first.SelectMany(mb => mb).ToArray();
-        Assert.Equal(rows.Length, rows.Distinct().Count());
-        Assert.All(rows, r => Assert.InRange(r, 0, 9));
-        var second = PPO.Minibatches(10, 3, rng);
-        Assert.NotEqual(rows, second.SelectMany(mb => mb).ToArray());                     // reshuffled each epoch
-        // The same seed gives the same split.
-        Assert.Equal(rows, PPO.Minibatches(10, 3, new SplitMix64(3)).SelectMany(mb => mb).ToArray());
-        // 128 rows in 4 minibatches: all rows, each once.
-        Assert.Equal(Enumerable.Range(0, 128).Select(i => (long)i), PPO.Minibatches(128, 4, rng).SelectMany(mb => mb).Order());
-        Assert.Throws<ArgumentException>(() => PPO.Minibatches(3, 4, rng));
-    }
 }
 
 /// <summary>Chapter 4 end to end: short seeded runs are bit-stable (snapshot, 1 thread vs all), the early stop and the

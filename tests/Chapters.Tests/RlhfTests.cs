@@ -118,11 +118,12 @@ public class RlhfTests
     }
 
     [Fact]
-    public void Whiten_matches_pytorch_over_the_real_tokens()
+    public void NormalizeAdvantages_matches_pytorch_over_the_real_tokens()
     {
-        // TRL's masked_whiten: (A − mean) · rsqrt(var + 1e-8), unbiased variance over the 4 real tokens; 0 on padding.
-        var w = RlhfMath.Whiten(T([1, -2, 0.5, 3, 9, 9], 2, 3), T([1, 1, 1, 1, 0, 0], 2, 3));
-        Close([0.182349201940864, -1.2764444135860478, -0.060783067313621326, 1.1548782789588052, 0, 0], w, 1e-13);
+        // CleanRL's norm_adv, (A − mean) / (std + 1e-8), unbiased std over the 4 real tokens; 0 on padding
+        // (tests/reference/actor_critic_gae.py, case 3; chapters 2 and 4 pin the same numbers).
+        var w = RlhfMath.NormalizeAdvantages(T([1, -2, 0.5, 3, 9, 9], 2, 3), T([1, 1, 1, 1, 0, 0], 2, 3));
+        Close([0.18234920126975, -1.276444408888248, -0.060783067089917, 1.154878274708415, 0, 0], w, 1e-12);
     }
 
     // ------------------------------------------------------------------ stage 3: the PPO losses

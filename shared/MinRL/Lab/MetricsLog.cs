@@ -90,6 +90,19 @@ public sealed class MetricsLog : IDisposable
     /// (default: the step), named <paramref name="label"/> (default: the metric's name).</summary>
     public Series Series(string y, string x = "step", string? label = null) => new(label ?? y, Column(x), Column(y)) { XLabel = x };
 
+    /// <summary>A metric logged only on some steps (an evaluation every k steps) as dots against the step: the rows
+    /// where it is missing (NaN) are left out. With <paramref name="divideBy"/>, each value is divided by that
+    /// metric's value on the same row.</summary>
+    public Series Dots(string y, string? label = null, string? divideBy = null)
+    {
+        var steps = Column("step");
+        var values = Column(y);
+        var divisors = divideBy is null ? null : Column(divideBy);
+        var keep = Enumerable.Range(0, values.Length).Where(i => double.IsFinite(values[i])).ToArray();
+        return new Series(label ?? y, keep.Select(i => steps[i]).ToArray(),
+            keep.Select(i => divisors is null ? values[i] : values[i] / divisors[i]).ToArray()) { Points = true, XLabel = "step" };
+    }
+
     /// <summary>The whole log as CSV text (what the file holds).</summary>
     public string ToCsv()
     {
