@@ -567,7 +567,7 @@ public static class A2C
     {
         using var _ = no_grad();
         var n = mask.sum();
-        double Var(Tensor x)                                                   // population variance over the real tokens
+        double Var(Tensor x)                                                   // population variance, real tokens
         {
             var mean = (x * mask).sum() / n;
             return (((x - mean).square() * mask).sum() / n).ToDouble();

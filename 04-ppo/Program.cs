@@ -630,7 +630,7 @@ public static class PPO
     {
         using var _ = no_grad();
         var n = mask.sum();
-        double Var(Tensor x)                                                   // population variance over the real tokens
+        double Var(Tensor x)                                                   // population variance, real tokens
         {
             var mean = (x * mask).sum() / n;
             return (((x - mean).square() * mask).sum() / n).ToDouble();
@@ -668,12 +668,14 @@ public static class PPO
     /// <param name="lambda">λ.</param>
     /// <param name="lastValues">(N), optional: V(s_T) for rows that run to the last column without ending.</param>
     /// <returns>Â and G, (N, T) each, 0 where the mask is 0.</returns>
-    public static (Tensor advantages, Tensor returns) Gae(Tensor rewards, Tensor values, Tensor mask, double gamma, double lambda,
-        Tensor? lastValues = null)
+    public static (Tensor advantages, Tensor returns) Gae(Tensor rewards, Tensor values, Tensor mask,
+        double gamma, double lambda, Tensor? lastValues = null)
     {
-        if (rewards.dim() != 2 || !rewards.shape.SequenceEqual(values.shape) || !rewards.shape.SequenceEqual(mask.shape))
-            throw new ArgumentException($"Gae: rewards, values and mask must share one (N, T) shape, got [{string.Join(", ", rewards.shape)}], " +
-                $"[{string.Join(", ", values.shape)}] and [{string.Join(", ", mask.shape)}]");
+        if (rewards.dim() != 2 || !rewards.shape.SequenceEqual(values.shape)
+            || !rewards.shape.SequenceEqual(mask.shape))
+            throw new ArgumentException("Gae: rewards, values and mask must share one (N, T) shape, got " +
+                $"[{string.Join(", ", rewards.shape)}], [{string.Join(", ", values.shape)}] and " +
+                $"[{string.Join(", ", mask.shape)}]");
         long N = rewards.shape[0], T = rewards.shape[1];
         values = values.detach();
         Tensor Col(Tensor x, long t) => x.narrow(1, t, 1).squeeze(1);        // (N): column t
@@ -683,7 +685,7 @@ public static class PPO
         {
             var nextValue = t < T - 1
                 ? Col(values, t + 1) * Col(mask, t + 1)                        // V(s_{t+1}), 0 once the row has ended
-                : lastValues?.to_type(values.dtype) ?? zeros(N, dtype: values.dtype);   // past the last column: bootstrap or 0
+                : lastValues?.to_type(values.dtype) ?? zeros(N, dtype: values.dtype);   // past the end: bootstrap or 0
             var delta = (Col(rewards, t) + gamma * nextValue - Col(values, t)) * Col(mask, t);   // δ_t (0 on padding)
             nextAdvantage = delta + gamma * lambda * nextAdvantage;           // Â_t = δ_t + γλ Â_{t+1}
             columns[t] = nextAdvantage;

@@ -723,12 +723,14 @@ public static class RlhfMath
     /// </code>
     /// rewards, values, mask (N, T) → (advantages, returns) (N, T), 0 where the mask is 0. Chapter 2 derives it.
     /// </summary>
-    public static (Tensor advantages, Tensor returns) Gae(Tensor rewards, Tensor values, Tensor mask, double gamma, double lambda,
-        Tensor? lastValues = null)
+    public static (Tensor advantages, Tensor returns) Gae(Tensor rewards, Tensor values, Tensor mask,
+        double gamma, double lambda, Tensor? lastValues = null)
     {
-        if (rewards.dim() != 2 || !rewards.shape.SequenceEqual(values.shape) || !rewards.shape.SequenceEqual(mask.shape))
-            throw new ArgumentException($"Gae: rewards, values and mask must share one (N, T) shape, got [{string.Join(", ", rewards.shape)}], " +
-                $"[{string.Join(", ", values.shape)}] and [{string.Join(", ", mask.shape)}]");
+        if (rewards.dim() != 2 || !rewards.shape.SequenceEqual(values.shape)
+            || !rewards.shape.SequenceEqual(mask.shape))
+            throw new ArgumentException("Gae: rewards, values and mask must share one (N, T) shape, got " +
+                $"[{string.Join(", ", rewards.shape)}], [{string.Join(", ", values.shape)}] and " +
+                $"[{string.Join(", ", mask.shape)}]");
         long N = rewards.shape[0], T = rewards.shape[1];
         values = values.detach();
         Tensor Col(Tensor x, long t) => x.narrow(1, t, 1).squeeze(1);        // (N): column t
@@ -738,7 +740,7 @@ public static class RlhfMath
         {
             var nextValue = t < T - 1
                 ? Col(values, t + 1) * Col(mask, t + 1)                        // V(s_{t+1}), 0 once the row has ended
-                : lastValues?.to_type(values.dtype) ?? zeros(N, dtype: values.dtype);   // past the last column: bootstrap or 0
+                : lastValues?.to_type(values.dtype) ?? zeros(N, dtype: values.dtype);   // past the end: bootstrap or 0
             var delta = (Col(rewards, t) + gamma * nextValue - Col(values, t)) * Col(mask, t);   // δ_t (0 on padding)
             nextAdvantage = delta + gamma * lambda * nextAdvantage;           // Â_t = δ_t + γλ Â_{t+1}
             columns[t] = nextAdvantage;
@@ -786,8 +788,8 @@ public static class RlhfMath
     {
         using var _ = no_grad();
         var ratio = logRatio.detach().to_type(ScalarType.Float64).exp();         // ρ_t
-        var low = ratio.lt(1 - clipCoef).logical_and(advantages.lt(0));          // pushed down as far as the clip allows
-        var high = ratio.gt(1 + clipCoef).logical_and(advantages.gt(0));         // pushed up as far as the clip allows
+        var low = ratio.lt(1 - clipCoef).logical_and(advantages.lt(0));          // pushed down as far as allowed
+        var high = ratio.gt(1 + clipCoef).logical_and(advantages.gt(0));         // pushed up as far as allowed
         return Rollouts.MaskedMean(low.logical_or(high).to_type(ScalarType.Float64), mask.to_type(ScalarType.Float64))
             .ToDouble();
     }
@@ -843,7 +845,7 @@ public static class RlhfMath
     {
         using var _ = no_grad();
         var n = mask.sum();
-        double Var(Tensor x)                                                   // population variance over the real tokens
+        double Var(Tensor x)                                                   // population variance, real tokens
         {
             var mean = (x * mask).sum() / n;
             return (((x - mean).square() * mask).sum() / n).ToDouble();

@@ -509,8 +509,8 @@ public static class GroupRelative
     {
         using var _ = no_grad();
         var ratio = logRatio.detach().to_type(ScalarType.Float64).exp();         // ρ_t
-        var low = ratio.lt(1 - clipCoef).logical_and(advantages.lt(0));          // pushed down as far as the clip allows
-        var high = ratio.gt(1 + clipCoef).logical_and(advantages.gt(0));         // pushed up as far as the clip allows
+        var low = ratio.lt(1 - clipCoef).logical_and(advantages.lt(0));          // pushed down as far as allowed
+        var high = ratio.gt(1 + clipCoef).logical_and(advantages.gt(0));         // pushed up as far as allowed
         return Rollouts.MaskedMean(low.logical_or(high).to_type(ScalarType.Float64), mask.to_type(ScalarType.Float64))
             .ToDouble();
     }
