@@ -62,12 +62,16 @@ public static class Program
     };
 
     public static readonly string[] Headers =
-        ["algorithm", "models held", "trainable params", "samples generated", "gold metric", "base → final", "KL (nats)", "wall (s)", "peak (MiB)"];
+    [
+        "algorithm", "models held", "trainable params", "samples generated", "gold metric", "base → final",
+        "KL (nats)", "wall (s)", "peak (MiB)",
+    ];
 
     static int Run(Args args)
     {
         if (args.IsGiven(nameof(args.Steps)))
-            throw new LabUsageException("compare: --steps would mean something different to every chapter; run one chapter with its own --steps instead");
+            throw new LabUsageException("compare: --steps would mean something different to every chapter; " +
+                                        "run one chapter with its own --steps instead");
         string root = RepoRoot();
         var chapters = Select(args.Chapters, Directory.GetDirectories(root).Select(Path.GetFileName).OfType<string>());
         var summaries = new List<RunSummary>();
@@ -107,7 +111,8 @@ public static class Program
         foreach (var raw in spec.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
             string? hit = int.TryParse(raw, NumberStyles.None, CultureInfo.InvariantCulture, out int n)
-                ? known.FirstOrDefault(f => f.StartsWith(n.ToString("00", CultureInfo.InvariantCulture) + "-", StringComparison.Ordinal))
+                ? known.FirstOrDefault(f => f.StartsWith(n.ToString("00", CultureInfo.InvariantCulture) + "-",
+                                                         StringComparison.Ordinal))
                 : known.FirstOrDefault(f => f == raw);
             if (hit is null)
                 throw new LabUsageException($"--chapters: no chapter '{raw}' (there are: {string.Join(", ", known)})");
@@ -154,7 +159,10 @@ public static class Program
 
     static int RunChapter(string root, string chapter, Args args, string outDir)
     {
-        var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, WorkingDirectory = Directory.GetCurrentDirectory() };
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            UseShellExecute = false, WorkingDirectory = Directory.GetCurrentDirectory(),
+        };
         // The chapters run on the engine compare was built with (-p:Engine=...).
         foreach (var a in new[] { "run", "-c", "Release", $"-p:Engine={Kit.Engine}",
                                   "--project", Path.Combine(root, chapter), "--",
@@ -162,7 +170,11 @@ public static class Program
             psi.ArgumentList.Add(a);
         if (args.Quick) psi.ArgumentList.Add("--quick");
         if (args.Device != ComputeDevice.Cpu) { psi.ArgumentList.Add("--device"); psi.ArgumentList.Add("cuda"); }
-        if (args.Threads > 0) { psi.ArgumentList.Add("--threads"); psi.ArgumentList.Add(args.Threads.ToString(CultureInfo.InvariantCulture)); }
+        if (args.Threads > 0)
+        {
+            psi.ArgumentList.Add("--threads");
+            psi.ArgumentList.Add(args.Threads.ToString(CultureInfo.InvariantCulture));
+        }
         using var p = Process.Start(psi) ?? throw new InvalidOperationException("compare: could not start 'dotnet'");
         p.WaitForExit();
         return p.ExitCode;
@@ -173,6 +185,7 @@ public static class Program
     {
         for (var d = new DirectoryInfo(Directory.GetCurrentDirectory()); d is not null; d = d.Parent)
             if (File.Exists(Path.Combine(d.FullName, "MinRL.sln"))) return d.FullName;
-        throw new LabException("compare: run it from inside the MinRL repository (no MinRL.sln above the current folder)");
+        throw new LabException("compare: run it from inside the MinRL repository " +
+                               "(no MinRL.sln above the current folder)");
     }
 }

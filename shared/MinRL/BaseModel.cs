@@ -10,8 +10,8 @@
 //
 // Why a target and not a step count: the accuracy of this model does not climb smoothly, it jumps — at
 // some step between ~300 and ~800 depending on the seed, the model "gets" carrying. At a fixed 500 steps,
-// three seeds gave 9%, 37% and 67% (DESIGN.md), and RL cannot rescue a base from before the jump. So
-// the trainer evaluates every 50 steps and stops at the first evaluation at or above the target.
+// three seeds gave 9%, 37% and 67%, and RL cannot rescue a base from before the jump. So the trainer
+// evaluates every 50 steps and stops at the first evaluation at or above the target.
 //
 // Training takes seconds, but every chapter (and every test of a chapter) needs the same base, so the
 // result is cached on disk as a safetensors checkpoint named by a hash of everything that determines it
@@ -43,11 +43,14 @@ namespace MinRL;
 /// <summary>Everything that determines the base model. Two equal configs give bit-identical models.</summary>
 public sealed record BaseModelConfig
 {
-    /// <summary>The model's size (DESIGN.md's config S with a 12-token context by default).</summary>
+    /// <summary>The model's size (by default the book's model: d_model 64, 2 layers, 4 heads, a 12-token
+    /// context, ~103k parameters).</summary>
     public GptConfig Model { get; init; } = new();
-    /// <summary>Seeds the weight initialisation (torch.manual_seed) and the order and style of the training batches.</summary>
+    /// <summary>Seeds the weight initialisation (torch.manual_seed) and the order and style of the training
+    /// batches.</summary>
     public long Seed { get; init; } = 1;
-    /// <summary>Seeds <see cref="ArithmeticTask"/>: decides the train/held-out split. Keep it fixed across chapters.</summary>
+    /// <summary>Seeds <see cref="ArithmeticTask"/>: decides the train/held-out split. Keep it fixed across
+    /// chapters.</summary>
     public long TaskSeed { get; init; } = 0;
     /// <summary>AdamW learning rate (the prototype's 1e-3).</summary>
     public double LearningRate { get; init; } = 1e-3;
@@ -57,20 +60,24 @@ public sealed record BaseModelConfig
     public int BatchSize { get; init; } = 64;
     /// <summary>Evaluate the held-out greedy accuracy every this many steps.</summary>
     public int EvalEvery { get; init; } = 50;
-    /// <summary>Stop at the first evaluation whose held-out greedy accuracy is at least this (0 = at the first evaluation).</summary>
+    /// <summary>Stop at the first evaluation whose held-out greedy accuracy is at least this (0 = at the first
+    /// evaluation).</summary>
     public double TargetAccuracy { get; init; } = 0.30;
     /// <summary>Give up (with an error) if the target is not reached by this step. Not part of the cache key: a
     /// model that reached the target is the same model whatever the limit was.</summary>
     public int MaxSteps { get; init; } = 5000;
-    /// <summary>Where cached models live; null = <see cref="BaseModel.DefaultCacheDir"/>. Not part of the cache key.</summary>
+    /// <summary>Where cached models live; null = <see cref="BaseModel.DefaultCacheDir"/>. Not part of the cache
+    /// key.</summary>
     public string? CacheDir { get; init; }
 
     /// <summary>The canonical description the cache key hashes (and the checkpoint's metadata records).</summary>
     public string Key => string.Create(CultureInfo.InvariantCulture,
-        $"kit{Kit.Version};{Kit.Engine};{Model.Key};seed{Seed};task{TaskSeed};adamw-lr{LearningRate:R}-wd{WeightDecay:R};" +
+        $"kit{Kit.Version};{Kit.Engine};{Model.Key};seed{Seed};task{TaskSeed};" +
+        $"adamw-lr{LearningRate:R}-wd{WeightDecay:R};" +
         $"batch{BatchSize};eval{EvalEvery};target{TargetAccuracy:R}");
 
-    /// <summary>The first 16 hex digits of SHA-256(<see cref="Key"/>): the cache file is base-&lt;hash&gt;.safetensors.</summary>
+    /// <summary>The first 16 hex digits of SHA-256(<see cref="Key"/>): the cache file is
+    /// base-&lt;hash&gt;.safetensors.</summary>
     public string Hash => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Key)))[..16];
 }
 
@@ -78,7 +85,8 @@ public sealed record BaseModelConfig
 /// <param name="Accuracy">Share of completions that are correct.</param>
 /// <param name="Gold">Mean gold score of the preference world: 1[correct] + 0.3·1[ends in "."], 0 if malformed.</param>
 /// <param name="Period">Share of completions ending in <c>.</c> before <c>&lt;eos&gt;</c>.</param>
-/// <param name="WellFormed">Share that are well-formed (a canonical number, optional <c>.</c>, <c>&lt;eos&gt;</c>).</param>
+/// <param name="WellFormed">Share that are well-formed (a canonical number, optional <c>.</c>,
+/// <c>&lt;eos&gt;</c>).</param>
 /// <param name="Count">How many problems were evaluated.</param>
 public sealed record Evaluation(double Accuracy, double Gold, double Period, double WellFormed, int Count)
 {
@@ -93,7 +101,8 @@ public sealed record Evaluation(double Accuracy, double Gold, double Period, dou
 /// <param name="TrainSeconds">Wall time of that training (when it was first built).</param>
 /// <param name="Greedy">Held-out evaluation at temperature 0.</param>
 /// <param name="Sampled">Held-out evaluation at temperature 1 (generator seeded by the config's seed).</param>
-public sealed record BaseModelInfo(string Path, bool FromCache, int Steps, double TrainSeconds, Evaluation Greedy, Evaluation Sampled);
+public sealed record BaseModelInfo(
+    string Path, bool FromCache, int Steps, double TrainSeconds, Evaluation Greedy, Evaluation Sampled);
 
 /// <summary>Builds (once) and loads (always) the supervised base model; see the file comment.</summary>
 public static class BaseModel
@@ -119,7 +128,8 @@ public static class BaseModel
     }
 
     /// <summary>The cache file for <paramref name="cfg"/>.</summary>
-    public static string CachePath(BaseModelConfig cfg) => Path.Combine(cfg.CacheDir ?? DefaultCacheDir(), $"base-{cfg.Hash}.safetensors");
+    public static string CachePath(BaseModelConfig cfg) =>
+        Path.Combine(cfg.CacheDir ?? DefaultCacheDir(), $"base-{cfg.Hash}.safetensors");
 
     /// <summary>
     /// Where base models are cached by default: <c>$MINRL_CACHE</c> if set; else <c>.cache/minrl</c> in the
@@ -139,9 +149,9 @@ public static class BaseModel
 
     // ------------------------------------------------------------------ evaluation
 
-    /// <summary>The seed of the sampler every chapter evaluates with (<c>new Generator(BaseModel.EvalSeed)</c>): fixed and
-    /// shared, so the base and the trained model are scored on the same random numbers (their difference is not blurred
-    /// by sampling noise) and every chapter reports the same base numbers.</summary>
+    /// <summary>The seed of the sampler every chapter evaluates with (<c>new Generator(BaseModel.EvalSeed)</c>):
+    /// fixed and shared, so the base and the trained model are scored on the same random numbers (their difference
+    /// is not blurred by sampling noise) and every chapter reports the same base numbers.</summary>
     public const ulong EvalSeed = 1234;
 
     /// <summary>
@@ -150,27 +160,31 @@ public static class BaseModel
     /// preference world), the share ending in <c>.</c>, and the share well-formed. Every chapter reports its
     /// base → final numbers with this.
     /// </summary>
-    /// <param name="model">The policy to evaluate (generation puts it in eval mode and restores its mode after).</param>
+    /// <param name="model">The policy to evaluate (generation puts it in eval mode and restores its mode
+    /// after).</param>
     /// <param name="problems">The problems, e.g. <see cref="ArithmeticTask.Eval"/> (the 512 held-out ones).</param>
     /// <param name="temperature">Sampling temperature; 0 = greedy.</param>
-    /// <param name="generator">The random stream for temperature &gt; 0 (default: MinTorch's default generator).</param>
+    /// <param name="generator">The random stream for temperature &gt; 0 (default: MinTorch's default
+    /// generator).</param>
     /// <param name="world">The gold scorer (default: <c>new PreferenceWorld()</c>).</param>
     /// <param name="batchSize">Problems per generation batch.</param>
-    public static Evaluation Evaluate(TinyGpt model, IReadOnlyList<Problem> problems, double temperature = 0, Generator? generator = null,
-        PreferenceWorld? world = null, int batchSize = 512)
+    public static Evaluation Evaluate(TinyGpt model, IReadOnlyList<Problem> problems, double temperature = 0,
+        Generator? generator = null, PreferenceWorld? world = null, int batchSize = 512)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(problems);
-        if (problems.Count == 0) throw new ArgumentException("Evaluate: there are no problems to evaluate on", nameof(problems));
-        if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "Evaluate: batchSize must be positive");
+        if (problems.Count == 0)
+            throw new ArgumentException("Evaluate: there are no problems to evaluate on", nameof(problems));
+        if (batchSize < 1)
+            throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "Evaluate: batchSize must be positive");
         world ??= new PreferenceWorld();
         double correct = 0, gold = 0, period = 0, formed = 0;
         for (int start = 0; start < problems.Count; start += batchSize)
         {
             using var scope = NewDisposeScope();                  // TorchSharp: frees this batch's tensors
             var batch = problems.Skip(start).Take(batchSize).ToArray();
-            var r = Rollouts.Generate(model, ArithmeticTask.EncodePrompts(batch), ArithmeticTask.MaxCompletionLength, temperature,
-                generator: generator);
+            var r = Rollouts.Generate(model, ArithmeticTask.EncodePrompts(batch), ArithmeticTask.MaxCompletionLength,
+                temperature, generator: generator);
             var m = ArithmeticTask.Measure(batch, r.Completions);
             correct += m.Accuracy * batch.Length;
             period += m.Period * batch.Length;
@@ -197,7 +211,8 @@ public static class BaseModel
                 log.WriteLine($"  held-out sampled: {i.Sampled}   (T = 1)");
                 return loaded;
             }
-            catch (Exception e) when (e is InvalidDataException or InvalidOperationException or IOException or KeyNotFoundException or FormatException or JsonException)
+            catch (Exception e) when (e is InvalidDataException or InvalidOperationException or IOException
+                                          or KeyNotFoundException or FormatException or JsonException)
             {
                 log.WriteLine($"base model: the cached file {path} cannot be used, so it will be rebuilt: {e.Message}");
             }
@@ -211,14 +226,17 @@ public static class BaseModel
         if (!meta.TryGetValue("kind", out var kind) || kind != Kind)
             throw new InvalidDataException($"it is not a MinRL base model (metadata kind '{kind ?? "none"}')");
         if (!meta.TryGetValue("config", out var key) || key != cfg.Key)
-            throw new InvalidDataException($"it was built for a different config ('{key ?? "none"}', expected '{cfg.Key}')");
+            throw new InvalidDataException(
+                $"it was built for a different config ('{key ?? "none"}', expected '{cfg.Key}')");
         var model = new TinyGpt(cfg.Model);
         Checkpoint.LoadInto(path, model.state_dict(), strict: true);
         var info = new BaseModelInfo(path, FromCache: true,
             Steps: int.Parse(meta["steps"], CultureInfo.InvariantCulture),
             TrainSeconds: double.Parse(meta["train_seconds"], CultureInfo.InvariantCulture),
-            Greedy: JsonSerializer.Deserialize<Evaluation>(meta["greedy"]) ?? throw new InvalidDataException("its 'greedy' metadata is empty"),
-            Sampled: JsonSerializer.Deserialize<Evaluation>(meta["sampled"]) ?? throw new InvalidDataException("its 'sampled' metadata is empty"));
+            Greedy: JsonSerializer.Deserialize<Evaluation>(meta["greedy"])
+                    ?? throw new InvalidDataException("its 'greedy' metadata is empty"),
+            Sampled: JsonSerializer.Deserialize<Evaluation>(meta["sampled"])
+                     ?? throw new InvalidDataException("its 'sampled' metadata is empty"));
         model.eval();
         return (model, info);
     }
@@ -231,8 +249,9 @@ public static class BaseModel
     /// </summary>
     private static (TinyGpt Model, BaseModelInfo Info) Build(BaseModelConfig cfg, string path, TextWriter log)
     {
-        log.WriteLine($"base model: training TinyGpt ({cfg.Model.Key}) on a+b= until held-out greedy accuracy ≥ {Fmt(cfg.TargetAccuracy)}, " +
-                      $"evaluating every {cfg.EvalEvery} steps (cached afterwards in {path})");
+        log.WriteLine($"base model: training TinyGpt ({cfg.Model.Key}) on a+b= until held-out greedy accuracy " +
+                      $"≥ {Fmt(cfg.TargetAccuracy)}, evaluating every {cfg.EvalEvery} steps " +
+                      $"(cached afterwards in {path})");
         var clock = Stopwatch.StartNew();
         var task = new ArithmeticTask(cfg.TaskSeed);
         manual_seed(cfg.Seed);                                    // this thread's generator: the initial weights
@@ -247,8 +266,9 @@ public static class BaseModel
         while (true)
         {
             if (step >= cfg.MaxSteps)
-                throw new LabException($"base model: held-out greedy accuracy was {Fmt(accuracy)} after {step} steps and never reached the target " +
-                    $"{Fmt(cfg.TargetAccuracy)} (MaxSteps {cfg.MaxSteps}). Raise MaxSteps, lower TargetAccuracy, or check the learning rate " +
+                throw new LabException($"base model: held-out greedy accuracy was {Fmt(accuracy)} after {step} steps " +
+                    $"and never reached the target {Fmt(cfg.TargetAccuracy)} (MaxSteps {cfg.MaxSteps}). " +
+                    "Raise MaxSteps, lower TargetAccuracy, or check the learning rate " +
                     $"({cfg.LearningRate.ToString(CultureInfo.InvariantCulture)}).");
             using var scope = NewDisposeScope();                                    // TorchSharp: one step's tensors
             model.train();
@@ -266,7 +286,8 @@ public static class BaseModel
             if (step % cfg.EvalEvery != 0) continue;
             accuracy = Evaluate(model, task.Eval, temperature: 0).Accuracy;
             history.Add((step, accuracy));
-            log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  step {step,5}  loss {loss:F4}  held-out greedy accuracy {accuracy:F3}"));
+            log.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  step {step,5}  loss {loss:F4}  held-out greedy accuracy {accuracy:F3}"));
             if (accuracy >= cfg.TargetAccuracy) break;
         }
         double seconds = clock.Elapsed.TotalSeconds;
@@ -295,14 +316,24 @@ public static class BaseModel
 
     private static void Validate(BaseModelConfig cfg)
     {
-        if (cfg.BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(cfg), cfg.BatchSize, "BaseModelConfig: BatchSize must be positive");
-        if (cfg.EvalEvery < 1) throw new ArgumentOutOfRangeException(nameof(cfg), cfg.EvalEvery, "BaseModelConfig: EvalEvery must be positive");
-        if (cfg.MaxSteps < 1) throw new ArgumentOutOfRangeException(nameof(cfg), cfg.MaxSteps, "BaseModelConfig: MaxSteps must be positive");
-        if (!(cfg.LearningRate > 0)) throw new ArgumentOutOfRangeException(nameof(cfg), cfg.LearningRate, "BaseModelConfig: LearningRate must be positive");
+        if (cfg.BatchSize < 1)
+            throw new ArgumentOutOfRangeException(nameof(cfg), cfg.BatchSize,
+                "BaseModelConfig: BatchSize must be positive");
+        if (cfg.EvalEvery < 1)
+            throw new ArgumentOutOfRangeException(nameof(cfg), cfg.EvalEvery,
+                "BaseModelConfig: EvalEvery must be positive");
+        if (cfg.MaxSteps < 1)
+            throw new ArgumentOutOfRangeException(nameof(cfg), cfg.MaxSteps,
+                "BaseModelConfig: MaxSteps must be positive");
+        if (!(cfg.LearningRate > 0))
+            throw new ArgumentOutOfRangeException(nameof(cfg), cfg.LearningRate,
+                "BaseModelConfig: LearningRate must be positive");
         if (cfg.Model.BlockSize < ArithmeticTask.SequenceLength)
-            throw new ArgumentException($"BaseModelConfig: the model's block size {cfg.Model.BlockSize} is shorter than the task's {ArithmeticTask.SequenceLength}-token sequences");
+            throw new ArgumentException($"BaseModelConfig: the model's block size {cfg.Model.BlockSize} is shorter " +
+                                        $"than the task's {ArithmeticTask.SequenceLength}-token sequences");
         if (cfg.Model.VocabSize < CharTokenizer.Instance.VocabSize)
-            throw new ArgumentException($"BaseModelConfig: the model's vocabulary {cfg.Model.VocabSize} is smaller than the tokenizer's {CharTokenizer.Instance.VocabSize}");
+            throw new ArgumentException($"BaseModelConfig: the model's vocabulary {cfg.Model.VocabSize} is smaller " +
+                                        $"than the tokenizer's {CharTokenizer.Instance.VocabSize}");
     }
 
     /// <summary>Runs <paramref name="work"/> on a new thread (fresh per-thread generator and grad mode) and

@@ -10,12 +10,15 @@ namespace MinRL;
 
 /// <summary>What <see cref="Checkpoint.Load"/> returns: the tensors in the order the header lists them,
 /// and the header's <c>__metadata__</c> strings.</summary>
-public sealed record CheckpointContents(OrderedDictionary<string, torch.Tensor> Tensors, IReadOnlyDictionary<string, string> Metadata);
+public sealed record CheckpointContents(
+    OrderedDictionary<string, torch.Tensor> Tensors, IReadOnlyDictionary<string, string> Metadata);
 
 /// <summary>What <see cref="Checkpoint.LoadInto(string, IEnumerable{ValueTuple{string, torch.Tensor}}, bool)"/> did,
 /// as PyTorch's <c>load_state_dict</c> reports it: names the target has but the file lacks, names the file
 /// has but the target lacks (both empty when strict), and the file's metadata.</summary>
-public sealed record LoadResult(IReadOnlyList<string> MissingKeys, IReadOnlyList<string> UnexpectedKeys, IReadOnlyDictionary<string, string> Metadata);
+public sealed record LoadResult(
+    IReadOnlyList<string> MissingKeys, IReadOnlyList<string> UnexpectedKeys,
+    IReadOnlyDictionary<string, string> Metadata);
 
 /// <summary>
 /// Saves and loads tensors in the <b>safetensors</b> format, the one Hugging Face models ship in, so a
@@ -86,28 +89,36 @@ public static class Checkpoint
     /// <paramref name="metadata"/> to <paramref name="path"/> as safetensors, atomically. Creates the
     /// directory if needed. Names must be unique and non-empty; <c>__metadata__</c> is reserved.
     /// </summary>
-    public static void Save(string path, IEnumerable<(string name, torch.Tensor tensor)> tensors, IDictionary<string, string>? metadata = null)
+    public static void Save(string path, IEnumerable<(string name, torch.Tensor tensor)> tensors,
+                            IDictionary<string, string>? metadata = null)
     {
         ArgumentNullException.ThrowIfNull(path);
         var list = tensors.ToList();
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var (name, tensor) in list)
         {
-            if (string.IsNullOrEmpty(name)) throw new ArgumentException($"checkpoint '{path}': a tensor has an empty name");
-            if (name == "__metadata__") throw new ArgumentException($"checkpoint '{path}': '__metadata__' is reserved and cannot name a tensor");
-            if (!seen.Add(name)) throw new ArgumentException($"checkpoint '{path}': the name '{name}' is used by two tensors");
+            if (string.IsNullOrEmpty(name))
+                throw new ArgumentException($"checkpoint '{path}': a tensor has an empty name");
+            if (name == "__metadata__")
+                throw new ArgumentException(
+                    $"checkpoint '{path}': '__metadata__' is reserved and cannot name a tensor");
+            if (!seen.Add(name))
+                throw new ArgumentException($"checkpoint '{path}': the name '{name}' is used by two tensors");
             ArgumentNullException.ThrowIfNull(tensor, name);
         }
         if (metadata is not null)
             foreach (var (k, v) in metadata)
-                if (v is null) throw new ArgumentException($"checkpoint '{path}': metadata '{k}' is null; safetensors metadata values are strings");
+                if (v is null)
+                    throw new ArgumentException(
+                        $"checkpoint '{path}': metadata '{k}' is null; safetensors metadata values are strings");
 
         // The data section holds the tensors back to back, 8-byte dtypes first, then 4-byte, then
         // 1-byte (stable within a size, as the safetensors library lays them out): the section
         // starts 16-byte aligned, so every tensor then starts at a multiple of its element size,
         // which zero-copy readers (torch.frombuffer, memory maps) need. The header keeps the
         // caller's order.
-        var layout = list.Select((t, i) => (t.tensor, i)).OrderByDescending(x => ElementSize(x.tensor.dtype)).ThenBy(x => x.i).ToList();
+        var layout = list.Select((t, i) => (t.tensor, i))
+            .OrderByDescending(x => ElementSize(x.tensor.dtype)).ThenBy(x => x.i).ToList();
         var begin = new long[list.Count];
         long offset = 0;
         foreach (var (tensor, i) in layout)
@@ -118,7 +129,8 @@ public static class Checkpoint
 
         // The header: metadata first, then each tensor's dtype, shape and byte range.
         var json = new MemoryStream();
-        using (var w = new Utf8JsonWriter(json, new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        using (var w = new Utf8JsonWriter(json,
+                   new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
             w.WriteStartObject();
             if (metadata is { Count: > 0 })
@@ -173,7 +185,8 @@ public static class Checkpoint
     }
 
     /// <summary>Writes a state dict (<c>module.state_dict()</c>), in its order.</summary>
-    public static void Save(string path, IEnumerable<KeyValuePair<string, torch.Tensor>> stateDict, IDictionary<string, string>? metadata = null)
+    public static void Save(string path, IEnumerable<KeyValuePair<string, torch.Tensor>> stateDict,
+                            IDictionary<string, string>? metadata = null)
         => Save(path, stateDict.Select(kv => (kv.Key, kv.Value)), metadata);
 
     private static void WriteData(Stream s, torch.Tensor t)
@@ -199,7 +212,8 @@ public static class Checkpoint
     {
         // The format is little-endian, as is every machine .NET runs MinRL on; refuse rather than
         // write a file other readers would misread.
-        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("safetensors: big-endian machines are not supported");
+        if (!BitConverter.IsLittleEndian)
+            throw new PlatformNotSupportedException("safetensors: big-endian machines are not supported");
         s.Write(MemoryMarshal.AsBytes(values.AsSpan()));
     }
 
@@ -211,12 +225,15 @@ public static class Checkpoint
         var (entries, metadata, bytes, dataStart) = ReadHeader(path, readData: true);
         var tensors = new OrderedDictionary<string, torch.Tensor>(StringComparer.Ordinal);
         foreach (var e in entries)
-            tensors.Add(e.Name, ToTensor(path, e, bytes.AsSpan(checked((int)(dataStart + e.Begin)), checked((int)(e.End - e.Begin)))));
+            tensors.Add(e.Name, ToTensor(path, e,
+                bytes.AsSpan(checked((int)(dataStart + e.Begin)), checked((int)(e.End - e.Begin)))));
         return new CheckpointContents(tensors, metadata);
     }
 
-    /// <summary>Only the <c>__metadata__</c> of a checkpoint, without reading its data (e.g. to check a cache key).</summary>
-    public static IReadOnlyDictionary<string, string> ReadMetadata(string path) => ReadHeader(path, readData: false).metadata;
+    /// <summary>Only the <c>__metadata__</c> of a checkpoint, without reading its data (e.g. to check a cache
+    /// key).</summary>
+    public static IReadOnlyDictionary<string, string> ReadMetadata(string path) =>
+        ReadHeader(path, readData: false).metadata;
 
     /// <summary>
     /// Copies the tensors of <paramref name="path"/> into the existing <paramref name="target"/> tensors
@@ -225,7 +242,8 @@ public static class Checkpoint
     /// shapes); with <paramref name="strict"/>, so are names missing from the file and names the
     /// target does not have — otherwise those are reported in the result.
     /// </summary>
-    public static LoadResult LoadInto(string path, IEnumerable<(string name, torch.Tensor tensor)> target, bool strict = true)
+    public static LoadResult LoadInto(string path, IEnumerable<(string name, torch.Tensor tensor)> target,
+                                      bool strict = true)
     {
         var contents = Load(path);
         var targets = target.ToList();
@@ -244,7 +262,8 @@ public static class Checkpoint
             if (!contents.Tensors.TryGetValue(name, out var src)) continue;
             if (!src.shape.SequenceEqual(tensor.shape))
                 throw new InvalidOperationException(
-                    $"checkpoint '{path}': tensor '{name}' has shape {Str(src.shape)} in the file but {Str(tensor.shape)} in the model");
+                    $"checkpoint '{path}': tensor '{name}' has shape {Str(src.shape)} in the file " +
+                    $"but {Str(tensor.shape)} in the model");
         }
         using (torch.no_grad())
         {
@@ -254,8 +273,10 @@ public static class Checkpoint
         return new LoadResult(missing, unexpected, contents.Metadata);
     }
 
-    /// <summary>Loads into a state dict (<c>module.state_dict()</c>), whose tensors share the module's storage.</summary>
-    public static LoadResult LoadInto(string path, IEnumerable<KeyValuePair<string, torch.Tensor>> stateDict, bool strict = true)
+    /// <summary>Loads into a state dict (<c>module.state_dict()</c>), whose tensors share the module's
+    /// storage.</summary>
+    public static LoadResult LoadInto(string path, IEnumerable<KeyValuePair<string, torch.Tensor>> stateDict,
+                                      bool strict = true)
         => LoadInto(path, stateDict.Select(kv => (kv.Key, kv.Value)), strict);
 
     private static string Str(long[] shape) => $"[{string.Join(", ", shape)}]";
@@ -290,12 +311,16 @@ public static class Checkpoint
         }
 
         if (fileLength < 8)
-            throw new InvalidDataException($"checkpoint '{path}' is truncated: {fileLength} bytes, too short for the 8-byte header length of a safetensors file");
+            throw new InvalidDataException($"checkpoint '{path}' is truncated: {fileLength} bytes, " +
+                                           "too short for the 8-byte header length of a safetensors file");
         ulong n = BinaryPrimitives.ReadUInt64LittleEndian(bytes);
         if (n > MaxHeaderBytes)
-            throw new InvalidDataException($"checkpoint '{path}' is not a safetensors file (or is corrupt): its first 8 bytes give a header length of {n} bytes, over the {MaxHeaderBytes}-byte limit");
+            throw new InvalidDataException($"checkpoint '{path}' is not a safetensors file (or is corrupt): " +
+                                           $"its first 8 bytes give a header length of {n} bytes, " +
+                                           $"over the {MaxHeaderBytes}-byte limit");
         if (8 + (long)n > fileLength)
-            throw new InvalidDataException($"checkpoint '{path}' is truncated: its header should be {n} bytes but only {fileLength - 8} follow the length field");
+            throw new InvalidDataException($"checkpoint '{path}' is truncated: its header should be {n} bytes " +
+                                           $"but only {fileLength - 8} follow the length field");
         long dataStart = 8 + (long)n;
         long dataLength = fileLength - dataStart;
 
@@ -310,7 +335,8 @@ public static class Checkpoint
         }
         using var _ = doc;
         if (doc.RootElement.ValueKind != JsonValueKind.Object)
-            throw new InvalidDataException($"checkpoint '{path}': the header must be a JSON object, but it is {doc.RootElement.ValueKind}");
+            throw new InvalidDataException(
+                $"checkpoint '{path}': the header must be a JSON object, but it is {doc.RootElement.ValueKind}");
 
         var entries = new List<Entry>();
         var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -322,11 +348,13 @@ public static class Checkpoint
             if (prop.Name == "__metadata__")
             {
                 if (prop.Value.ValueKind != JsonValueKind.Object)
-                    throw new InvalidDataException($"checkpoint '{path}': __metadata__ must be an object of strings, but it is {prop.Value.ValueKind}");
+                    throw new InvalidDataException($"checkpoint '{path}': __metadata__ must be an object of strings, " +
+                                                   $"but it is {prop.Value.ValueKind}");
                 foreach (var m in prop.Value.EnumerateObject())
                 {
                     if (m.Value.ValueKind != JsonValueKind.String)
-                        throw new InvalidDataException($"checkpoint '{path}': __metadata__ value '{m.Name}' must be a string, but it is {m.Value.ValueKind}");
+                        throw new InvalidDataException($"checkpoint '{path}': __metadata__ value '{m.Name}' " +
+                                                       $"must be a string, but it is {m.Value.ValueKind}");
                     metadata[m.Name] = m.Value.GetString()!;
                 }
                 continue;
@@ -338,7 +366,8 @@ public static class Checkpoint
         foreach (var e in entries)
             if (e.End > dataLength)
                 throw new InvalidDataException(
-                    $"checkpoint '{path}' is truncated: tensor '{e.Name}' occupies bytes [{e.Begin}, {e.End}) of the data section, but the file has only {dataLength} data bytes");
+                    $"checkpoint '{path}' is truncated: tensor '{e.Name}' occupies bytes [{e.Begin}, {e.End}) " +
+                    $"of the data section, but the file has only {dataLength} data bytes");
         var sorted = entries.OrderBy(e => e.Begin).ThenBy(e => e.End).ToList();
         long expected = 0;
         Entry? previous = null;
@@ -346,16 +375,19 @@ public static class Checkpoint
         {
             if (e.Begin < expected)
                 throw new InvalidDataException(
-                    $"checkpoint '{path}': tensors '{previous!.Name}' [{previous.Begin}, {previous.End}) and '{e.Name}' [{e.Begin}, {e.End}) overlap in the data section");
+                    $"checkpoint '{path}': tensors '{previous!.Name}' [{previous.Begin}, {previous.End}) " +
+                    $"and '{e.Name}' [{e.Begin}, {e.End}) overlap in the data section");
             if (e.Begin > expected)
                 throw new InvalidDataException(
-                    $"checkpoint '{path}': bytes [{expected}, {e.Begin}) of the data section, before tensor '{e.Name}', belong to no tensor");
+                    $"checkpoint '{path}': bytes [{expected}, {e.Begin}) of the data section, " +
+                    $"before tensor '{e.Name}', belong to no tensor");
             expected = e.End;
             previous = e;
         }
         if (readData && expected != dataLength)
             throw new InvalidDataException(
-                $"checkpoint '{path}': the data section has {dataLength} bytes but its tensors cover only the first {expected}; the file is corrupt");
+                $"checkpoint '{path}': the data section has {dataLength} bytes " +
+                $"but its tensors cover only the first {expected}; the file is corrupt");
         return (entries, metadata, bytes, dataStart);
     }
 
@@ -365,12 +397,14 @@ public static class Checkpoint
         var v = prop.Value;
         string where = $"checkpoint '{path}': tensor '{name}'";
         if (v.ValueKind != JsonValueKind.Object)
-            throw new InvalidDataException($"{where}: its header entry must be an object with dtype, shape and data_offsets, but it is {v.ValueKind}");
+            throw new InvalidDataException($"{where}: its header entry must be an object with dtype, shape " +
+                                           $"and data_offsets, but it is {v.ValueKind}");
         if (!v.TryGetProperty("dtype", out var dt) || dt.ValueKind != JsonValueKind.String)
             throw new InvalidDataException($"{where}: its header entry has no dtype string");
         string dtypeName = dt.GetString()!;
         var dtype = DtypeFromName(dtypeName)
-            ?? throw new InvalidDataException($"{where} has dtype '{dtypeName}', which MinRL cannot read (it reads F32, F64, I64 and BOOL)");
+            ?? throw new InvalidDataException($"{where} has dtype '{dtypeName}', which MinRL cannot read " +
+                                              "(it reads F32, F64, I64 and BOOL)");
 
         if (!v.TryGetProperty("shape", out var sh) || sh.ValueKind != JsonValueKind.Array)
             throw new InvalidDataException($"{where}: its header entry has no shape array");
@@ -383,14 +417,16 @@ public static class Checkpoint
             shape[k++] = dim;
         }
 
-        if (!v.TryGetProperty("data_offsets", out var off) || off.ValueKind != JsonValueKind.Array || off.GetArrayLength() != 2)
+        if (!v.TryGetProperty("data_offsets", out var off) || off.ValueKind != JsonValueKind.Array
+            || off.GetArrayLength() != 2)
             throw new InvalidDataException($"{where}: its header entry needs data_offsets [begin, end]");
         long[] be = new long[2];
         k = 0;
         foreach (var o in off.EnumerateArray())
         {
             if (o.ValueKind != JsonValueKind.Number || !o.TryGetInt64(out long x) || x < 0)
-                throw new InvalidDataException($"{where}: data_offsets {off.GetRawText()} must be non-negative integers");
+                throw new InvalidDataException(
+                    $"{where}: data_offsets {off.GetRawText()} must be non-negative integers");
             be[k++] = x;
         }
         if (be[1] < be[0])
@@ -402,13 +438,15 @@ public static class Checkpoint
         long need = numel * ElementSize(dtype);
         if (need != be[1] - be[0])
             throw new InvalidDataException(
-                $"{where}: shape {Str(shape)} of {dtypeName} needs {need} bytes, but data_offsets [{be[0]}, {be[1]}) hold {be[1] - be[0]}");
+                $"{where}: shape {Str(shape)} of {dtypeName} needs {need} bytes, " +
+                $"but data_offsets [{be[0]}, {be[1]}) hold {be[1] - be[0]}");
         return new Entry(name, dtype, shape, be[0], be[1]);
     }
 
     private static torch.Tensor ToTensor(string path, Entry e, ReadOnlySpan<byte> raw)
     {
-        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("safetensors: big-endian machines are not supported");
+        if (!BitConverter.IsLittleEndian)
+            throw new PlatformNotSupportedException("safetensors: big-endian machines are not supported");
         switch (e.Dtype)
         {
             case ScalarType.Float32: return torch.tensor(MemoryMarshal.Cast<byte, float>(raw).ToArray(), e.Shape);
@@ -421,7 +459,8 @@ public static class Checkpoint
                     {
                         0 => false,
                         1 => true,
-                        var x => throw new InvalidDataException($"checkpoint '{path}': tensor '{e.Name}' (BOOL) holds the byte {x} at element {i}; a bool is 0 or 1"),
+                        var x => throw new InvalidDataException($"checkpoint '{path}': tensor '{e.Name}' (BOOL) " +
+                                                                $"holds the byte {x} at element {i}; a bool is 0 or 1"),
                     };
                 return torch.tensor(b, e.Shape);
         }

@@ -12,8 +12,10 @@ public static class Kit
     public const string Version = "3";
 
     /// <summary>The engine this build runs on: "TorchSharp" (libtorch, the default) or "MinTorch" (the book's
-    /// managed engine), chosen at build time with <c>-p:Engine=...</c>. Both answer to <c>using TorchSharp;</c>.</summary>
-    public static string Engine { get; } = typeof(torch).Assembly.GetName().Name == "MinTorch" ? "MinTorch" : "TorchSharp";
+    /// managed engine), chosen at build time with <c>-p:Engine=...</c>. Both answer to
+    /// <c>using TorchSharp;</c>.</summary>
+    public static string Engine { get; } =
+        typeof(torch).Assembly.GetName().Name == "MinTorch" ? "MinTorch" : "TorchSharp";
 
     /// <summary>Whether results are the same bit for bit on any thread count (MinTorch), or only at a given one
     /// (libtorch splits its reductions by thread).</summary>
@@ -98,7 +100,9 @@ public static class Grad
 {
     /// <summary>The global L2 norm of the gradients of <paramref name="parameters"/>, measured before clipping; when
     /// <paramref name="maxNorm"/> &gt; 0 the gradients are then scaled down to that norm (nn.utils.clip_grad_norm_,
-    /// CleanRL's max_grad_norm). maxNorm = 0 only measures. Frozen parameters (requires_grad false) are left out.</summary>
+    /// CleanRL's max_grad_norm). maxNorm = 0 only measures. Frozen parameters (requires_grad false) are left
+    /// out.</summary>
     public static double ClipNorm(IEnumerable<Parameter> parameters, double maxNorm) =>
-        nn.utils.clip_grad_norm_(parameters.Where(p => p.requires_grad), maxNorm > 0 ? maxNorm : double.PositiveInfinity);
+        nn.utils.clip_grad_norm_(parameters.Where(p => p.requires_grad),
+                                 maxNorm > 0 ? maxNorm : double.PositiveInfinity);
 }

@@ -16,7 +16,7 @@
 //   mask                         1    1     1     0     0
 //   logits used  at position P−1 predict position P, …, at L−2 predict L−1
 //
-// Nothing algorithm-specific lives here: no losses, no advantages (DESIGN.md).
+// Nothing algorithm-specific lives here: no losses, no advantages (each chapter writes its own).
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -47,16 +47,19 @@ public sealed record Rollout(Tensor Sequences, Tensor Completions, Tensor Comple
     /// <summary>int64 (N, P): the prompts.</summary>
     public Tensor Prompts => Sequences.narrow(1, 0, PromptLength);
 
-    /// <summary>Completion <paramref name="i"/> as text, through its first <c>&lt;eos&gt;</c> (e.g. <c>"56.&lt;eos&gt;"</c>).</summary>
+    /// <summary>Completion <paramref name="i"/> as text, through its first <c>&lt;eos&gt;</c>
+    /// (e.g. <c>"56.&lt;eos&gt;"</c>).</summary>
     public string CompletionText(int i)
     {
-        if (i < 0 || i >= Count) throw new ArgumentOutOfRangeException(nameof(i), i, $"CompletionText: row {i} is outside 0..{Count - 1}");
+        if (i < 0 || i >= Count)
+            throw new ArgumentOutOfRangeException(nameof(i), i, $"CompletionText: row {i} is outside 0..{Count - 1}");
         var ids = Completions.narrow(0, i, 1).cpu().data<long>().ToArray();
         return CharTokenizer.Instance.Decode(ids.Take((int)Lengths.cpu().data<long>()[i]));
     }
 }
 
-/// <summary>The result of <see cref="Rollouts.Score"/>: per-token log-probs, and what they were computed from.</summary>
+/// <summary>The result of <see cref="Rollouts.Score"/>: per-token log-probs, and what they were computed
+/// from.</summary>
 /// <param name="LogProbs">(N, L − P): log π(a_t | s_t) of each completion token (differentiable).</param>
 /// <param name="Logits">(N, L − P, vocab): the (temperature-scaled) logits that predict each completion token.</param>
 /// <param name="Hidden">(N, L, C): the final hidden states of every position, for a scalar head read in the same
@@ -79,8 +82,10 @@ public static class Rollouts
     /// Samples up to <paramref name="maxNewTokens"/> tokens after each prompt, all rows at once, with the
     /// model's KV cache: the prompt is fed in one forward pass, then one token per step.
     /// </summary>
-    /// <param name="model">The policy. Put in eval mode for the call (its mode is restored after); runs under no_grad.</param>
-    /// <param name="prompts">int64 (N, P), left-padded to one length (see <see cref="ArithmeticTask.EncodePrompts"/>).</param>
+    /// <param name="model">The policy. Put in eval mode for the call (its mode is restored after); runs under
+    /// no_grad.</param>
+    /// <param name="prompts">int64 (N, P), left-padded to one length (see
+    /// <see cref="ArithmeticTask.EncodePrompts"/>).</param>
     /// <param name="maxNewTokens">M: completion tokens at most; P + M must fit the model's block size.</param>
     /// <param name="temperature">Samples from softmax(logits / T). T → 0 sharpens towards the argmax; 0 itself is
     /// greedy decoding (argmax, first index on ties). 1 is the model's own distribution.</param>
@@ -93,27 +98,32 @@ public static class Rollouts
     /// p_j = e^(z_j − m) / S where m = max z and S = Σ e^(z_j − m) (subtracting m changes nothing but keeps
     /// exp from overflowing). The draw is inverse-CDF: u ~ U[0, 1), the token is the first j whose running sum
     /// of e^(z_j − m) exceeds u·S. Its log-probability is z_j − (m + log S).</para>
-    /// <para><b>Stopping.</b> A row that emits <c>&lt;eos&gt;</c> is finished: its later tokens are <c>&lt;pad&gt;</c> (it
-    /// is still fed through the model with the others, which costs little and keeps the batch rectangular).
+    /// <para><b>Stopping.</b> A row that emits <c>&lt;eos&gt;</c> is finished: its later tokens are
+    /// <c>&lt;pad&gt;</c> (it is still fed through the model with the others, which costs little and keeps the
+    /// batch rectangular).
     /// Generation stops early once every row is finished.</para>
     /// </remarks>
-    public static Rollout Generate(TinyGpt model, Tensor prompts, int maxNewTokens, double temperature = 1.0, int topK = 0,
-        Generator? generator = null)
+    public static Rollout Generate(TinyGpt model, Tensor prompts, int maxNewTokens, double temperature = 1.0,
+        int topK = 0, Generator? generator = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(prompts);
         if (prompts.dtype != ScalarType.Int64 || prompts.dim() != 2 || prompts.shape[0] < 1 || prompts.shape[1] < 1)
-            throw new ArgumentException($"Generate: prompts must be int64 token ids of shape (N, P) with N, P ≥ 1, got {prompts.dtype} of shape {Str(prompts.shape)}");
+            throw new ArgumentException($"Generate: prompts must be int64 token ids of shape (N, P) with N, P ≥ 1, " +
+                                        $"got {prompts.dtype} of shape {Str(prompts.shape)}");
         if (maxNewTokens < 1)
-            throw new ArgumentOutOfRangeException(nameof(maxNewTokens), maxNewTokens, "Generate: maxNewTokens must be at least 1");
+            throw new ArgumentOutOfRangeException(nameof(maxNewTokens), maxNewTokens,
+                "Generate: maxNewTokens must be at least 1");
         if (!(temperature >= 0) || double.IsInfinity(temperature))
-            throw new ArgumentOutOfRangeException(nameof(temperature), temperature, "Generate: temperature must be finite and ≥ 0 (0 = greedy)");
+            throw new ArgumentOutOfRangeException(nameof(temperature), temperature,
+                "Generate: temperature must be finite and ≥ 0 (0 = greedy)");
         if (topK < 0)
             throw new ArgumentOutOfRangeException(nameof(topK), topK, "Generate: topK must be ≥ 0 (0 = no cut)");
         int N = (int)prompts.shape[0], P = (int)prompts.shape[1], M = maxNewTokens, L = P + M;
         int V = model.Config.VocabSize;
         if (L > model.Config.BlockSize)
-            throw new ArgumentException($"Generate: a prompt of {P} tokens plus {M} new tokens is {L} tokens, longer than the model's block size {model.Config.BlockSize}");
+            throw new ArgumentException($"Generate: a prompt of {P} tokens plus {M} new tokens is {L} tokens, " +
+                                        $"longer than the model's block size {model.Config.BlockSize}");
 
         var seq = new long[N * L];                            // row-major (N, L)
         var promptIds = prompts.cpu().data<long>().ToArray();
@@ -155,7 +165,9 @@ public static class Rollouts
                     if (!finished[i])
                     {
                         var row = logits.AsSpan(i * V, V);
-                        (token, logp[i * M + t]) = u is null ? Greedy(row) : Sample(row, temperature, topK, u[i], scratch);
+                        (token, logp[i * M + t]) = u is null
+                            ? Greedy(row)
+                            : Sample(row, temperature, topK, u[i], scratch);
                         if (token == Tok.EosId) { finished[i] = true; length[i] = t + 1; live--; }
                     }
                     seq[i * L + P + t] = token;
@@ -187,8 +199,10 @@ public static class Rollouts
         return (best, (float)(-Math.Log(s)));                 // log p_best = (z_best − m) − log S, and z_best = m
     }
 
-    /// <summary>One draw from softmax(logits / T), restricted to the top k when k &gt; 0; see Generate's remarks.</summary>
-    private static (long token, float logp) Sample(ReadOnlySpan<float> logits, double temperature, int topK, double u, double[] scratch)
+    /// <summary>One draw from softmax(logits / T), restricted to the top k when k &gt; 0; see Generate's
+    /// remarks.</summary>
+    private static (long token, float logp) Sample(ReadOnlySpan<float> logits, double temperature, int topK, double u,
+                                                   double[] scratch)
     {
         int V = logits.Length;
         // z_j = logit_j / T; tokens below the k-th largest z are not allowed (their z becomes −∞).
@@ -268,7 +282,8 @@ public static class Rollouts
     {
         ArgumentNullException.ThrowIfNull(completions);
         if (completions.dtype != ScalarType.Int64 || completions.dim() != 2)
-            throw new ArgumentException($"{op}: completions must be int64 token ids of shape (N, M), got {completions.dtype} of shape {Str(completions.shape)}");
+            throw new ArgumentException($"{op}: completions must be int64 token ids of shape (N, M), " +
+                                        $"got {completions.dtype} of shape {Str(completions.shape)}");
         return (completions.cpu().data<long>().ToArray(), (int)completions.shape[0], (int)completions.shape[1]);
     }
 
@@ -282,9 +297,11 @@ public static class Rollouts
     /// <c>&lt;eos&gt;</c> score padding.
     /// </summary>
     /// <param name="model">The model to score with (its current train/eval and grad modes apply).</param>
-    /// <param name="sequences">int64 (N, L): prompts of <paramref name="promptLength"/> tokens, then completions.</param>
+    /// <param name="sequences">int64 (N, L): prompts of <paramref name="promptLength"/> tokens, then
+    /// completions.</param>
     /// <param name="promptLength">P: the first completion token is at position P.</param>
-    /// <param name="temperature">Scores under softmax(logits / T), to match samples drawn at that temperature (default 1).</param>
+    /// <param name="temperature">Scores under softmax(logits / T), to match samples drawn at that temperature
+    /// (default 1).</param>
     public static Tensor TokenLogProbs(TinyGpt model, Tensor sequences, int promptLength, double temperature = 1.0)
         => Score(model, sequences, promptLength, temperature).LogProbs;
 
@@ -302,15 +319,20 @@ public static class Rollouts
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(sequences);
         if (sequences.dtype != ScalarType.Int64 || sequences.dim() != 2)
-            throw new ArgumentException($"TokenLogProbs: sequences must be int64 token ids of shape (N, L), got {sequences.dtype} of shape {Str(sequences.shape)}");
+            throw new ArgumentException($"TokenLogProbs: sequences must be int64 token ids of shape (N, L), " +
+                                        $"got {sequences.dtype} of shape {Str(sequences.shape)}");
         long L = sequences.shape[1], P = promptLength;
         if (P < 1 || P >= L)
-            throw new ArgumentException($"TokenLogProbs: promptLength must be in 1..{L - 1} for sequences of length {L} (at least one prompt and one completion token), got {P}");
+            throw new ArgumentException($"TokenLogProbs: promptLength must be in 1..{L - 1} " +
+                                        $"for sequences of length {L} " +
+                                        $"(at least one prompt and one completion token), got {P}");
         if (!(temperature > 0) || double.IsInfinity(temperature))
-            throw new ArgumentOutOfRangeException(nameof(temperature), temperature, "TokenLogProbs: temperature must be positive and finite");
+            throw new ArgumentOutOfRangeException(nameof(temperature), temperature,
+                "TokenLogProbs: temperature must be positive and finite");
 
         var hidden = model.Hidden(sequences);                                   // (N, L, C)
-        var logits = model.Logits(hidden.narrow(1, P - 1, L - P));              // (N, L−P, V): position t predicts t + 1
+        // The logits at positions P − 1 .. L − 2: position t predicts token t + 1.
+        var logits = model.Logits(hidden.narrow(1, P - 1, L - P));              // (N, L−P, V)
         if (temperature != 1.0) logits = logits / temperature;
         var actions = sequences.narrow(1, P, L - P).unsqueeze(-1);             // (N, L−P, 1)
         var logp = logits.log_softmax(-1).gather(2, actions).squeeze(-1);      // (N, L−P)
@@ -329,7 +351,8 @@ public static class Rollouts
 
     // ------------------------------------------------------------------ masked reductions
 
-    /// <summary>Σ x·mask over every element: a scalar. <paramref name="mask"/> holds 0s and 1s and broadcasts against x.</summary>
+    /// <summary>Σ x·mask over every element: a scalar. <paramref name="mask"/> holds 0s and 1s and broadcasts
+    /// against x.</summary>
     public static Tensor MaskedSum(Tensor x, Tensor mask) => (x * mask).sum();
 
     /// <summary>Σ x·mask along <paramref name="dim"/>: with dim 1 on (N, M), one sum per sequence, shape (N).</summary>
@@ -346,7 +369,8 @@ public static class Rollouts
     /// tokens, shape (N). Averaging those (<c>.mean()</c>) weighs every sequence the same instead. A row whose
     /// mask is all 0 gives 0.
     /// </summary>
-    public static Tensor MaskedMean(Tensor x, Tensor mask, long dim) => (x * mask).sum(dim) / Count(x, mask).sum(dim).clamp(min: 1);
+    public static Tensor MaskedMean(Tensor x, Tensor mask, long dim) =>
+        (x * mask).sum(dim) / Count(x, mask).sum(dim).clamp(min: 1);
 
     /// <summary>The mask broadcast to x's shape (so the denominator counts what the numerator sums).</summary>
     private static Tensor Count(Tensor x, Tensor mask)
@@ -424,12 +448,13 @@ public static class Kl
     /// with <paramref name="generator"/>, k3 per token summed over the completion, averaged over the prompts. Pass
     /// a generator with a fixed seed so that two checkpoints are measured on the same random numbers.
     /// </summary>
-    public static double HeldOut(TinyGpt policy, TinyGpt reference, IReadOnlyList<Problem> problems, Generator generator)
+    public static double HeldOut(TinyGpt policy, TinyGpt reference, IReadOnlyList<Problem> problems,
+                                 Generator generator)
     {
         using var scope = NewDisposeScope();                               // TorchSharp: frees the rollouts on return
         using var _ = no_grad();
-        var rollout = Rollouts.Generate(policy, ArithmeticTask.EncodePrompts(problems), ArithmeticTask.MaxCompletionLength,
-            generator: generator);
+        var rollout = Rollouts.Generate(policy, ArithmeticTask.EncodePrompts(problems),
+            ArithmeticTask.MaxCompletionLength, generator: generator);
         var logp = Rollouts.TokenLogProbs(policy, rollout);               // (N, M)
         var refLogp = Rollouts.TokenLogProbs(reference, rollout);         // (N, M)
         return Rollouts.MaskedSum(K3(logp, refLogp), rollout.CompletionMask, 1).mean().ToDouble();

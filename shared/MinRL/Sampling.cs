@@ -47,7 +47,8 @@ public static class Sampling
     /// </summary>
     public static List<long[]> Minibatches(int n, int count, SplitMix64 rng)
     {
-        if (count < 1 || count > n) throw new ArgumentException($"Minibatches: cannot split {n} rows into {count} minibatches");
+        if (count < 1 || count > n)
+            throw new ArgumentException($"Minibatches: cannot split {n} rows into {count} minibatches");
         var order = Enumerable.Range(0, n).Select(i => (long)i).ToArray();
         rng.Shuffle(order);
         int size = n / count;

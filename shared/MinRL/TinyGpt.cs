@@ -6,8 +6,8 @@ using F = TorchSharp.torch.nn.functional;
 namespace MinRL;
 
 /// <summary>
-/// The size of a <see cref="TinyGpt"/>. The defaults are the book's model (DESIGN.md's config S with a
-/// 12-token context): ~103k parameters, enough for the a+b= task.
+/// The size of a <see cref="TinyGpt"/>. The defaults are the book's model: d_model 64, 2 layers, 4 heads,
+/// a 12-token context, ~103k parameters, enough for the a+b= task.
 /// </summary>
 public sealed record GptConfig
 {
@@ -24,11 +24,6 @@ public sealed record GptConfig
     /// <summary>Adds a scalar head (a value function or a reward model) beside the LM head.</summary>
     public bool ScalarHead { get; init; } = false;
 
-    /// <summary>The benchmark configs of DESIGN.md (vocab, d_model, layers, heads, ctx).</summary>
-    public static GptConfig S(int blockSize = 32) => new() { VocabSize = 32, NEmbd = 64, NLayer = 2, NHead = 4, BlockSize = blockSize };
-    public static GptConfig M(int blockSize = 64) => new() { VocabSize = 64, NEmbd = 128, NLayer = 4, NHead = 4, BlockSize = blockSize };
-    public static GptConfig L(int blockSize = 128) => new() { VocabSize = 256, NEmbd = 256, NLayer = 6, NHead = 8, BlockSize = blockSize };
-
     /// <summary>A short stable description, used in cache keys and checkpoints' metadata.</summary>
     public string Key => $"v{VocabSize}-t{BlockSize}-l{NLayer}-h{NHead}-d{NEmbd}-s{(ScalarHead ? 1 : 0)}";
 }
@@ -41,7 +36,8 @@ public sealed record GptConfig
 /// <remarks>
 /// <para>Parameter names follow nanoGPT (<c>transformer.wte.weight</c>, <c>transformer.h.0.attn.c_attn.weight</c>,
 /// ...), so a checkpoint maps one-to-one onto the PyTorch model in tests/reference. Unlike nanoGPT the LM
-/// head is not tied to the token embedding and every Linear has a bias (DESIGN.md's benchmark model).</para>
+/// head is not tied to the token embedding and every Linear has a bias (as in the benchmark model of
+/// tests/bench, whose PyTorch twin is tests/bench/torch_tinygpt.py).</para>
 /// <para>Prompts are left-padded to one length, so all sequences in a batch share positions and no padding
 /// mask is needed inside attention: a pad token is simply part of the context the model learned to ignore.</para>
 /// </remarks>
@@ -56,7 +52,8 @@ public sealed class TinyGpt : nn.Module<Tensor, Tensor>
     public TinyGpt(GptConfig config) : base(nameof(TinyGpt))
     {
         if (config.NEmbd % config.NHead != 0)
-            throw new ArgumentException($"TinyGpt: NEmbd ({config.NEmbd}) must be a multiple of NHead ({config.NHead})");
+            throw new ArgumentException(
+                $"TinyGpt: NEmbd ({config.NEmbd}) must be a multiple of NHead ({config.NHead})");
         Config = config;
         transformer = new Transformer(config);
         lm_head = nn.Linear(config.NEmbd, config.VocabSize);
@@ -88,7 +85,8 @@ public sealed class TinyGpt : nn.Module<Tensor, Tensor>
     public Tensor Hidden(Tensor idx, KVCache? cache = null)
     {
         if (idx.dtype != ScalarType.Int64 || idx.dim() != 2)
-            throw new ArgumentException($"TinyGpt: expected int64 token ids of shape (B, T), got {idx.dtype} of shape [{string.Join(", ", idx.shape)}]");
+            throw new ArgumentException($"TinyGpt: expected int64 token ids of shape (B, T), got {idx.dtype} " +
+                                        $"of shape [{string.Join(", ", idx.shape)}]");
         // Checked here because libtorch would answer both with an error from deep inside its kernels.
         var device = transformer.wte.weight!.device;
         if (idx.device.type != device.type)
@@ -98,13 +96,14 @@ public sealed class TinyGpt : nn.Module<Tensor, Tensor>
         {
             long lo = idx.min().item<long>(), hi = idx.max().item<long>();
             if (lo < 0 || hi >= Config.VocabSize)
-                throw new ArgumentException($"TinyGpt: token ids must be in 0..{Config.VocabSize - 1} (the vocabulary), " +
-                                            $"got {lo}..{hi}");
+                throw new ArgumentException($"TinyGpt: token ids must be in 0..{Config.VocabSize - 1} " +
+                                            $"(the vocabulary), got {lo}..{hi}");
         }
         long T = idx.shape[1];
         long start = cache?.Length ?? 0;
         if (start + T > Config.BlockSize)
-            throw new ArgumentException($"TinyGpt: a sequence of {start + T} tokens is longer than the block size {Config.BlockSize}");
+            throw new ArgumentException($"TinyGpt: a sequence of {start + T} tokens is longer than " +
+                                        $"the block size {Config.BlockSize}");
         var pos = arange(start, start + T, dtype: ScalarType.Int64);           // (T)
         var x = transformer.wte.call(idx) + transformer.wpe.call(pos);         // (B, T, C) + (T, C)
         for (int i = 0; i < transformer.h.Count; i++) x = transformer.h[i].Forward(x, cache?.Layer(i));
@@ -119,7 +118,9 @@ public sealed class TinyGpt : nn.Module<Tensor, Tensor>
     /// reward read at the position of the last (EOS) token.</summary>
     public Tensor Scalar(Tensor hidden)
     {
-        if (scalar_head is null) throw new InvalidOperationException("TinyGpt: this model was built without a scalar head (GptConfig.ScalarHead = false)");
+        if (scalar_head is null)
+            throw new InvalidOperationException(
+                "TinyGpt: this model was built without a scalar head (GptConfig.ScalarHead = false)");
         return scalar_head.call(hidden).squeeze(-1);                           // (B, T)
     }
 
@@ -136,8 +137,10 @@ public sealed class TinyGpt : nn.Module<Tensor, Tensor>
         set { foreach (var block in transformer.h) block.Attention.Fused = value; }
     }
 
-    /// <summary>A cache for generating up to BlockSize tokens for a batch of <paramref name="batch"/> sequences.</summary>
-    public KVCache NewCache(long batch) => new(Config, batch, transformer.wte.weight!.dtype, transformer.wte.weight!.device);
+    /// <summary>A cache for generating up to BlockSize tokens for a batch of <paramref name="batch"/>
+    /// sequences.</summary>
+    public KVCache NewCache(long batch) =>
+        new(Config, batch, transformer.wte.weight!.dtype, transformer.wte.weight!.device);
 
     public long NumParameters() => parameters().Sum(p => p.numel());
 
@@ -222,7 +225,8 @@ public sealed class TinyGpt : nn.Module<Tensor, Tensor>
             Tensor q, k, v;
             if (B * T >= C)
             {
-                Tensor Project(long i) => F.linear(x, c_attn.weight.narrow(0, i * C, C), c_attn.bias!.narrow(0, i * C, C));
+                Tensor Project(long i) =>
+                    F.linear(x, c_attn.weight.narrow(0, i * C, C), c_attn.bias!.narrow(0, i * C, C));
                 (q, k, v) = (Project(0), Project(1), Project(2));                 // (B, T, C) each
             }
             else

@@ -34,7 +34,7 @@ public class TinyGptReferenceTests(ITestOutputHelper output)
     const double Rtol32 = 1e-5, AtolFraction32 = 1e-6;
     const double Rtol64 = 1e-10, AtolFraction64 = 1e-12;
 
-    /// <summary>The book's model (DESIGN.md's config S with a 12-token context, ~103k parameters), spelled
+    /// <summary>The book's model (d_model 64, 2 layers, 4 heads, a 12-token context, ~103k parameters), spelled
     /// out so that a change of the defaults does not silently change the fixtures.</summary>
     static readonly GptConfig LmConfig = new() { VocabSize = 16, BlockSize = 12, NLayer = 2, NHead = 4, NEmbd = 64 };
     static readonly GptConfig ScalarConfig = LmConfig with { ScalarHead = true };

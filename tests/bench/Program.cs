@@ -15,7 +15,7 @@ return Cli.Run(args);
 namespace MinRL.Bench
 {
     /// <summary>Command-line settings shared by every workload.</summary>
-    /// <param name="Configs">TinyGpt sizes to run (DESIGN.md's table, see <see cref="BenchConfig"/>), S, M and L unless
+    /// <param name="Configs">TinyGpt sizes to run (the table in <see cref="BenchConfig"/>), S, M and L unless
     /// <c>--config</c> names some; micro-benchmarks ignore them.</param>
     /// <param name="Reps">Timed repetitions per workload; the median is reported.</param>
     /// <param name="Threads">torch.set_num_threads; 2 matches the PyTorch side.</param>
@@ -27,7 +27,7 @@ namespace MinRL.Bench
         public Options() : this(["S", "M", "L"]) { }
     }
 
-    /// <summary>DESIGN.md's benchmark configs for the TinyGpt workloads.</summary>
+    /// <summary>The benchmark configs for the TinyGpt workloads (README.md tables them too).</summary>
     public sealed record BenchConfig(string Name, int Vocab, int DModel, int Layers, int Heads, int Ctx, int Batch)
     {
         public static readonly IReadOnlyDictionary<string, BenchConfig> All = new Dictionary<string, BenchConfig>

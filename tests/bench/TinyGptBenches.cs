@@ -5,7 +5,7 @@ using F = TorchSharp.torch.nn.functional;
 namespace MinRL.Bench;
 
 /// <summary>
-/// The TinyGpt workloads of DESIGN.md ("Benchmarks"): a training step, generation with and without the
+/// The TinyGpt workloads (README.md, "TinyGpt workloads"): a training step, generation with and without the
 /// KV cache, and log-prob scoring, on the S/M/L configs. torch_tinygpt.py runs the same workloads on
 /// the same shapes in PyTorch; keep the two files in step.
 /// </summary>
@@ -21,7 +21,7 @@ public static class TinyGptBenches
     public const double Temperature = 1.0;
 
     /// <summary>The model for a config with a position table of <paramref name="blockSize"/> rows,
-    /// re-initialised as DESIGN.md fixes it: every weight N(0, 0.02) (c_proj included), biases 0.</summary>
+    /// re-initialised as torch_tinygpt.py does it: every weight N(0, 0.02) (c_proj included), biases 0.</summary>
     public static TinyGpt Model(BenchConfig c, int blockSize)
     {
         var model = new TinyGpt(new MinRL.GptConfig

@@ -16,7 +16,7 @@ median of N timed repetitions), and impl "torch". The model is the same nanoGPT 
 * the KV cache is preallocated per layer, (B, H, block, D) for keys and values; each step writes its
   positions in place and attends over a slice (a view, no copy) of what is filled.
 
-Workloads (DESIGN.md, "Benchmarks"):
+Workloads (as in TinyGptBenches.cs; README.md, "TinyGpt workloads"):
   train             forward + mean cross-entropy + backward + AdamW(lr 3e-4, weight_decay 0.01) step on (batch, ctx)
   generate_cache    64 prompts of 8 tokens, 64 new tokens at temperature 1, with the KV cache
   generate_nocache  the same, recomputing the whole growing sequence every step
@@ -37,7 +37,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_micro import Workload, measure, report_blas  # noqa: E402  (same harness as the micro-benchmarks)
 
-# name: (vocab, d_model, layers, heads, ctx, batch) -- DESIGN.md's table, as BenchConfig in Program.cs
+# name: (vocab, d_model, layers, heads, ctx, batch) -- as BenchConfig in Program.cs and README.md's table
 CONFIGS = {
     "S": (32, 64, 2, 4, 32, 32),
     "M": (64, 128, 4, 4, 64, 32),
@@ -118,7 +118,7 @@ class TinyGpt(nn.Module):
             ln_f=nn.LayerNorm(d),
         ))
         self.lm_head = nn.Linear(d, vocab)
-        for name, p in self.named_parameters():                       # DESIGN.md's benchmark init
+        for name, p in self.named_parameters():                       # the benchmark init (README.md)
             if name.endswith(".bias"):
                 nn.init.zeros_(p)
             elif ".ln_" in name:

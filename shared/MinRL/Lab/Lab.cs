@@ -72,7 +72,8 @@ public static class Lab
     /// <summary>Parses <paramref name="argv"/> into <typeparamref name="TArgs"/> and makes it the current
     /// run (chapter, seed, output folder, clock). Throws <see cref="LabUsageException"/> on bad input, and
     /// for --help (with the help text as its message and ExitCode 0).</summary>
-    public static TArgs Parse<TArgs>(string[] argv, string chapter, string description = "") where TArgs : LabArgs, new()
+    public static TArgs Parse<TArgs>(string[] argv, string chapter, string description = "")
+        where TArgs : LabArgs, new()
     {
         var args = Options.Parse<TArgs>(argv, chapter, description);
         Chapter = chapter;
@@ -88,7 +89,8 @@ public static class Lab
 
     /// <summary>A chapter's entry point: parse, prepare the run, call <paramref name="main"/>, report
     /// errors cleanly. Returns the process exit code (use it as Main's return value).</summary>
-    public static int Run<TArgs>(string[] argv, string chapter, string description, Func<TArgs, int> main) where TArgs : LabArgs, new()
+    public static int Run<TArgs>(string[] argv, string chapter, string description, Func<TArgs, int> main)
+        where TArgs : LabArgs, new()
     {
         TArgs args;
         try { args = Parse<TArgs>(argv, chapter, description); }
@@ -117,8 +119,10 @@ public static class Lab
         catch (Exception e) { return Report(e); }
     }
 
-    /// <summary><see cref="Run{TArgs}(string[], string, string, Func{TArgs, int})"/> for a body that returns nothing (exit code 0).</summary>
-    public static int Run<TArgs>(string[] argv, string chapter, string description, Action<TArgs> main) where TArgs : LabArgs, new() =>
+    /// <summary><see cref="Run{TArgs}(string[], string, string, Func{TArgs, int})"/> for a body that returns
+    /// nothing (exit code 0).</summary>
+    public static int Run<TArgs>(string[] argv, string chapter, string description, Action<TArgs> main)
+        where TArgs : LabArgs, new() =>
         Run<TArgs>(argv, chapter, description, a => { main(a); return 0; });
 
     /// <summary>Prints an exception the way <see cref="Run{TArgs}(string[], string, string, Func{TArgs, int})"/> does
@@ -126,7 +130,8 @@ public static class Lab
     /// for the stack trace); anything else — a bug — its type, message and stack trace.</summary>
     internal static int Report(Exception e)
     {
-        while (e is TargetInvocationException or AggregateException { InnerExceptions.Count: 1 } && e.InnerException is not null)
+        while (e is TargetInvocationException or AggregateException { InnerExceptions.Count: 1 }
+               && e.InnerException is not null)
             e = e.InnerException;
         bool trace = Environment.GetEnvironmentVariable("MINRL_TRACE") is "1" or "true";
         switch (e)
@@ -134,10 +139,12 @@ public static class Lab
             case LabUsageException u:
                 Error(u.Message);
                 return 2;
-            case LabException or ArgumentException or InvalidOperationException or IOException or InvalidDataException or UnauthorizedAccessException:
+            case LabException or ArgumentException or InvalidOperationException or IOException or InvalidDataException
+                or UnauthorizedAccessException:
                 Error(e.Message);
                 if (trace) Console.Error.WriteLine(e.ToString());
-                else if (e is not LabException) Console.Error.WriteLine("(set MINRL_TRACE=1 to see where it came from)");
+                else if (e is not LabException)
+                    Console.Error.WriteLine("(set MINRL_TRACE=1 to see where it came from)");
                 return 1;
             default:
                 Error($"{e.GetType().Name}: {e.Message}");
@@ -151,10 +158,18 @@ public static class Lab
     {
         var sb = new StringBuilder($"{chapter}  seed {args.Seed.ToString(CultureInfo.InvariantCulture)}");
         if (args.Quick) sb.Append("  (quick)");
-        sb.Append($"  {Kit.Engine} on {Device.type.ToString().ToLowerInvariant()}, {torch.get_num_threads()} thread(s)");
+        sb.Append($"  {Kit.Engine} on {Device.type.ToString().ToLowerInvariant()}, " +
+                  $"{torch.get_num_threads()} thread(s)");
         sb.Append($"  → {args.Out}");
-        var given = OptionValues(args).Where(kv => args.IsGiven(kv.Property) && kv.Property is not nameof(LabArgs.Seed) and not nameof(LabArgs.Out) and not nameof(LabArgs.Quick)).ToList();
-        if (given.Count > 0) sb.Append("  [").Append(string.Join(" ", given.Select(kv => $"{kv.Name} {Options.Format(kv.Value)}"))).Append(']');
+        var given = OptionValues(args)
+            .Where(kv => args.IsGiven(kv.Property)
+                         && kv.Property is not nameof(LabArgs.Seed) and not nameof(LabArgs.Out)
+                                           and not nameof(LabArgs.Quick))
+            .ToList();
+        if (given.Count > 0)
+            sb.Append("  [")
+              .Append(string.Join(" ", given.Select(kv => $"{kv.Name} {Options.Format(kv.Value)}")))
+              .Append(']');
         return sb.ToString();
     }
 
@@ -164,7 +179,8 @@ public static class Lab
             yield return (o.Property.Name, o.Name, o.Property.GetValue(args));
     }
 
-    /// <summary>The run's options as JSON (kebab-case names, as typed), so a run folder records how it was made.</summary>
+    /// <summary>The run's options as JSON (kebab-case names, as typed), so a run folder records how it was
+    /// made.</summary>
     private static void WriteArgs(LabArgs args, string path)
     {
         using var stream = new MemoryStream();
@@ -237,7 +253,8 @@ public static class Lab
         var data = rows.ToList();
         foreach (var r in data)
             if (r.Length != headers.Length)
-                throw new ArgumentException($"table '{title}': a row has {r.Length} cells but there are {headers.Length} headers");
+                throw new ArgumentException(
+                    $"table '{title}': a row has {r.Length} cells but there are {headers.Length} headers");
         var right = Enumerable.Range(0, headers.Length)
             .Select(c => data.Count > 0 && data.All(r => r[c] is null || IsNumeric(r[c]))).ToArray();
         var cells = data.Select(r => r.Select(Cell).ToArray()).ToList();
@@ -247,7 +264,10 @@ public static class Lab
             var table = new Spectre.Console.Table().RoundedBorder();
             if (!string.IsNullOrEmpty(title)) table.Title($"[bold]{Markup.Escape(title)}[/]");
             for (int c = 0; c < headers.Length; c++)
-                table.AddColumn(new TableColumn(Markup.Escape(headers[c])) { Alignment = right[c] ? Justify.Right : Justify.Left });
+                table.AddColumn(new TableColumn(Markup.Escape(headers[c]))
+                {
+                    Alignment = right[c] ? Justify.Right : Justify.Left,
+                });
             foreach (var r in cells) table.AddRow(r.Select(Markup.Escape).ToArray());
             AnsiConsole.Write(table);
             return;
@@ -257,12 +277,15 @@ public static class Lab
 
     internal static string MarkdownTable(string title, string[] headers, List<string[]> cells, bool[] right)
     {
-        var width = headers.Select((h, c) => Math.Max(3, cells.Select(r => r[c].Length).Append(h.Length).Max())).ToArray();
+        var width = headers.Select((h, c) => Math.Max(3, cells.Select(r => r[c].Length).Append(h.Length).Max()))
+            .ToArray();
         var sb = new StringBuilder();
         if (!string.IsNullOrEmpty(title)) sb.AppendLine().AppendLine(title).AppendLine();
-        string Row(IEnumerable<string> r) => "| " + string.Join(" | ", r.Select((s, c) => right[c] ? s.PadLeft(width[c]) : s.PadRight(width[c]))) + " |";
+        string Row(IEnumerable<string> r) =>
+            "| " + string.Join(" | ", r.Select((s, c) => right[c] ? s.PadLeft(width[c]) : s.PadRight(width[c]))) + " |";
         sb.AppendLine(Row(headers));
-        sb.AppendLine("|" + string.Join("|", width.Select((w, c) => right[c] ? new string('-', w + 1) + ":" : new string('-', w + 2))) + "|");
+        sb.AppendLine("|" + string.Join("|", width.Select((w, c) =>
+            right[c] ? new string('-', w + 1) + ":" : new string('-', w + 2))) + "|");
         foreach (var r in cells) sb.AppendLine(Row(r));
         return sb.ToString();
     }
@@ -272,7 +295,8 @@ public static class Lab
     public static string Finish(RunSummary summary, string? outDir = null)
     {
         string dir = outDir ?? OutDir
-            ?? throw new InvalidOperationException("Lab.Finish: no output folder: call it inside Lab.Run (or after Lab.Parse), or pass outDir");
+            ?? throw new InvalidOperationException(
+                "Lab.Finish: no output folder: call it inside Lab.Run (or after Lab.Parse), or pass outDir");
         string path = Path.Combine(dir, "summary.json");
         summary.Extra.TryAdd("engine", Kit.Engine);                 // which engine and threads made these numbers
         summary.Extra.TryAdd("threads", torch.get_num_threads());
@@ -321,25 +345,35 @@ public static class Lab
     {
         if (double.IsFinite(value)) return;
         string what = double.IsNaN(value) ? "NaN" : value > 0 ? "+inf" : "-inf";
-        throw new LabException($"{name} became {what} at step {step.ToString(CultureInfo.InvariantCulture)}{(hint.Length > 0 ? " — " + hint : "")}");
+        throw new LabException($"{name} became {what} at step {step.ToString(CultureInfo.InvariantCulture)}" +
+                               $"{(hint.Length > 0 ? " — " + hint : "")}");
     }
 
     /// <summary>The tensor form: every element must be finite. A one-element tensor reads like the
     /// scalar form; a larger one says how many elements went bad.</summary>
-    public static void CheckFinite(torch.Tensor tensor, string name, long step, string hint = "try a smaller --learning-rate")
+    public static void CheckFinite(torch.Tensor tensor, string name, long step,
+                                   string hint = "try a smaller --learning-rate")
     {
         long n = tensor.numel();
         if (!tensor.is_floating_point()) return; // integer and bool tensors are always finite
         if (n == 1) { CheckFinite(tensor.ToDouble(), name, step, hint); return; }
         long nan = 0, inf = 0;
         if (tensor.dtype == torch.float32)
-            foreach (float v in tensor.cpu().data<float>()) { if (float.IsNaN(v)) nan++; else if (float.IsInfinity(v)) inf++; }
+            foreach (float v in tensor.cpu().data<float>())
+            {
+                if (float.IsNaN(v)) nan++; else if (float.IsInfinity(v)) inf++;
+            }
         else
-            foreach (double v in tensor.cpu().data<double>()) { if (double.IsNaN(v)) nan++; else if (double.IsInfinity(v)) inf++; }
+            foreach (double v in tensor.cpu().data<double>())
+            {
+                if (double.IsNaN(v)) nan++; else if (double.IsInfinity(v)) inf++;
+            }
         if (nan + inf == 0) return;
         var parts = new List<string>();
         if (nan > 0) parts.Add($"{nan} NaN");
         if (inf > 0) parts.Add($"{inf} infinite");
-        throw new LabException($"{name} has {string.Join(" and ", parts)} of its {n} values at step {step.ToString(CultureInfo.InvariantCulture)}{(hint.Length > 0 ? " — " + hint : "")}");
+        throw new LabException($"{name} has {string.Join(" and ", parts)} of its {n} values " +
+                               $"at step {step.ToString(CultureInfo.InvariantCulture)}" +
+                               $"{(hint.Length > 0 ? " — " + hint : "")}");
     }
 }

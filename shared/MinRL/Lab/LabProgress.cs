@@ -46,7 +46,8 @@ public sealed class LabProgress : IDisposable
 
     /// <summary>Plain lines on <paramref name="plain"/> when given, else a live bar on
     /// <paramref name="console"/> (default: the terminal).</summary>
-    internal LabProgress(long total, string description, TextWriter? plain, string[]? show, int maxShown = 4, IAnsiConsole? console = null)
+    internal LabProgress(long total, string description, TextWriter? plain, string[]? show, int maxShown = 4,
+                         IAnsiConsole? console = null)
     {
         if (total < 1) throw new ArgumentException($"progress: total must be at least 1 step, got {total}");
         _total = total;
@@ -73,7 +74,8 @@ public sealed class LabProgress : IDisposable
                 (console ?? AnsiConsole.Console).Progress()
                     .AutoClear(false)
                     .HideCompleted(false)
-                    .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn { Width = 24 },
+                    .Columns(new TaskDescriptionColumn { Alignment = Justify.Left },
+                             new ProgressBarColumn { Width = 24 },
                              new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn(), _metricsColumn)
                     .Start(ctx =>
                     {
@@ -90,7 +92,8 @@ public sealed class LabProgress : IDisposable
         started.Wait();
         _task = task;
         if (_task is null && _liveError is not null)
-            throw new InvalidOperationException($"progress: the live display failed to start: {_liveError.Message}", _liveError);
+            throw new InvalidOperationException($"progress: the live display failed to start: {_liveError.Message}",
+                                                _liveError);
     }
 
     /// <summary>Records that <paramref name="step"/> (1-based: the number of steps done) is finished,
@@ -123,7 +126,8 @@ public sealed class LabProgress : IDisposable
         string eta = step > 0 && step < _total ? $", ~{Seconds(elapsed / step * (_total - step))} left" : "";
         int pct = (int)Math.Min(100, step * 100 / _total);
         string metrics = Line(_last);
-        _plain!.WriteLine($"[{pct,3}%] step {step}/{_total}  {(metrics.Length > 0 ? metrics + "  " : "")}({Seconds(elapsed)}{eta})");
+        _plain!.WriteLine($"[{pct,3}%] step {step}/{_total}  {(metrics.Length > 0 ? metrics + "  " : "")}" +
+                          $"({Seconds(elapsed)}{eta})");
         _plain.Flush();
     }
 

@@ -71,9 +71,11 @@ public sealed class MetricsLog : IDisposable
     {
         if (name == "step") return _steps.Select(s => (double)s).ToArray();
         if (!_index.TryGetValue(name, out int c))
-            throw new ArgumentException($"metrics: no metric named '{name}' was logged (logged: step, {string.Join(", ", _columns)})");
+            throw new ArgumentException($"metrics: no metric named '{name}' was logged " +
+                                        $"(logged: step, {string.Join(", ", _columns)})");
         var result = new double[_rows.Count];
-        for (int r = 0; r < _rows.Count; r++) result[r] = c < _rows[r].Length && _rows[r][c] is double v ? v : double.NaN;
+        for (int r = 0; r < _rows.Count; r++)
+            result[r] = c < _rows[r].Length && _rows[r][c] is double v ? v : double.NaN;
         return result;
     }
 
@@ -88,7 +90,8 @@ public sealed class MetricsLog : IDisposable
 
     /// <summary>A series for <see cref="SvgPlot"/>: <paramref name="y"/> against <paramref name="x"/>
     /// (default: the step), named <paramref name="label"/> (default: the metric's name).</summary>
-    public Series Series(string y, string x = "step", string? label = null) => new(label ?? y, Column(x), Column(y)) { XLabel = x };
+    public Series Series(string y, string x = "step", string? label = null) =>
+        new(label ?? y, Column(x), Column(y)) { XLabel = x };
 
     /// <summary>A metric logged only on some steps (an evaluation every k steps) as dots against the step: the rows
     /// where it is missing (NaN) are left out. With <paramref name="divideBy"/>, each value is divided by that
@@ -100,7 +103,10 @@ public sealed class MetricsLog : IDisposable
         var divisors = divideBy is null ? null : Column(divideBy);
         var keep = Enumerable.Range(0, values.Length).Where(i => double.IsFinite(values[i])).ToArray();
         return new Series(label ?? y, keep.Select(i => steps[i]).ToArray(),
-            keep.Select(i => divisors is null ? values[i] : values[i] / divisors[i]).ToArray()) { Points = true, XLabel = "step" };
+            keep.Select(i => divisors is null ? values[i] : values[i] / divisors[i]).ToArray())
+        {
+            Points = true, XLabel = "step",
+        };
     }
 
     /// <summary>The whole log as CSV text (what the file holds).</summary>
@@ -121,7 +127,8 @@ public sealed class MetricsLog : IDisposable
     private void AddColumn(string name)
     {
         if (string.IsNullOrWhiteSpace(name) || name == "step")
-            throw new ArgumentException($"metrics: '{name}' cannot be a metric name (empty, or the reserved column 'step')");
+            throw new ArgumentException(
+                $"metrics: '{name}' cannot be a metric name (empty, or the reserved column 'step')");
         if (_index.ContainsKey(name)) return;
         _index[name] = _columns.Count;
         _columns.Add(name);

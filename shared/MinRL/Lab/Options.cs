@@ -130,7 +130,8 @@ internal static class Options
                 .OrderBy(p => p.MetadataToken);
             foreach (var p in props)
             {
-                if (p.Name == "EqualityContract" || p.SetMethod is not { IsPublic: true } || p.GetIndexParameters().Length > 0) continue;
+                if (p.Name == "EqualityContract" || p.SetMethod is not { IsPublic: true }
+                    || p.GetIndexParameters().Length > 0) continue;
                 if (!seen.Add(p.Name)) continue; // an override keeps its base's place in the list
                 result.Add(new Option(p, "--" + Kebab(p.Name), null, null));
             }
@@ -154,7 +155,8 @@ internal static class Options
             if (char.IsUpper(c))
             {
                 bool afterLower = i > 0 && (char.IsLower(name[i - 1]) || char.IsDigit(name[i - 1]));
-                bool acronymEnd = i > 0 && char.IsUpper(name[i - 1]) && i + 1 < name.Length && char.IsLower(name[i + 1]);
+                bool acronymEnd = i > 0 && char.IsUpper(name[i - 1])
+                                  && i + 1 < name.Length && char.IsLower(name[i + 1]);
                 if (afterLower || acronymEnd) sb.Append('-');
                 sb.Append(char.ToLowerInvariant(c));
             }
@@ -202,7 +204,8 @@ internal static class Options
                 else if (i + 1 < argv.Length && !argv[i + 1].StartsWith("--", StringComparison.Ordinal))
                     value = argv[++i];
                 else
-                    throw new LabUsageException($"option {option.Name} needs a value ({Describe(option.Type)}), but none was given; e.g. {option.Name} {Example(option)}");
+                    throw new LabUsageException($"option {option.Name} needs a value ({Describe(option.Type)}), " +
+                                                $"but none was given; e.g. {option.Name} {Example(option)}");
             }
 
             object parsed = ParseValue(option, value);
@@ -218,9 +221,11 @@ internal static class Options
         return args;
     }
 
-    /// <summary>runs/&lt;chapter&gt;/seed&lt;seed&gt;, or .../seed&lt;seed&gt;-quick for a smoke run (so it cannot overwrite a real one).</summary>
+    /// <summary>runs/&lt;chapter&gt;/seed&lt;seed&gt;, or .../seed&lt;seed&gt;-quick for a smoke run (so it
+    /// cannot overwrite a real one).</summary>
     internal static string DefaultOut(string chapter, LabArgs args) =>
-        Path.Combine("runs", chapter, $"seed{args.Seed.ToString(CultureInfo.InvariantCulture)}{(args.Quick ? "-quick" : "")}");
+        Path.Combine("runs", chapter,
+                     $"seed{args.Seed.ToString(CultureInfo.InvariantCulture)}{(args.Quick ? "-quick" : "")}");
 
     private static bool IsHelp(string token) => token is "--help" or "-h" or "-?" or "/?";
 
@@ -231,7 +236,8 @@ internal static class Options
     {
         string bare = name.TrimStart('-');
         var best = options
-            .Select(o => (o.Name, d: EditDistance(bare, o.Name[2..]), prefix: o.Name[2..].StartsWith(bare, StringComparison.Ordinal)))
+            .Select(o => (o.Name, d: EditDistance(bare, o.Name[2..]),
+                          prefix: o.Name[2..].StartsWith(bare, StringComparison.Ordinal)))
             .OrderBy(x => x.prefix ? 0 : 1).ThenBy(x => x.d).First();
         bool close = best.prefix && bare.Length >= 2 || best.d <= Math.Max(2, bare.Length / 3);
         return close
@@ -259,7 +265,8 @@ internal static class Options
     {
         var t = option.Type;
         string Bad(string? why = null) =>
-            $"bad value for {option.Name}: '{text}' is not {Describe(t)}{(why is null ? "" : $" ({why})")}; e.g. {option.Name} {Example(option)}";
+            $"bad value for {option.Name}: '{text}' is not {Describe(t)}{(why is null ? "" : $" ({why})")}; " +
+            $"e.g. {option.Name} {Example(option)}";
 
         if (t.IsArray)
         {
@@ -269,8 +276,16 @@ internal static class Options
             for (int k = 0; k < parts.Length; k++)
             {
                 try { arr.SetValue(ParseValue(option, elem, parts[k]), k); }
-                catch (FormatException) { throw new LabUsageException($"bad value for {option.Name}: '{parts[k]}' in '{text}' is not {Describe(elem)}; e.g. {option.Name} {Example(option)}"); }
-                catch (OverflowException) { throw new LabUsageException($"bad value for {option.Name}: '{parts[k]}' in '{text}' is out of range for {Describe(elem)}"); }
+                catch (FormatException)
+                {
+                    throw new LabUsageException($"bad value for {option.Name}: '{parts[k]}' in '{text}' " +
+                                                $"is not {Describe(elem)}; e.g. {option.Name} {Example(option)}");
+                }
+                catch (OverflowException)
+                {
+                    throw new LabUsageException($"bad value for {option.Name}: '{parts[k]}' in '{text}' " +
+                                                $"is out of range for {Describe(elem)}");
+                }
             }
             return arr;
         }
@@ -301,7 +316,9 @@ internal static class Options
                 if (n.Replace("_", "").Equals(key, StringComparison.OrdinalIgnoreCase)) return Enum.Parse(t, n);
             throw new FormatException();
         }
-        throw new InvalidOperationException($"option {option.Name}: options of type {t.Name} are not supported (use int, long, double, float, bool, string, an enum or an array of those)");
+        throw new InvalidOperationException(
+            $"option {option.Name}: options of type {t.Name} are not supported " +
+            "(use int, long, double, float, bool, string, an enum or an array of those)");
     }
 
     private static void CheckRange(Option option, object? value)
@@ -310,19 +327,23 @@ internal static class Options
         double v = Convert.ToDouble(value, CultureInfo.InvariantCulture);
         string shown = Format(value);
         if (!double.IsNaN(option.Help.Min) && !(v >= option.Help.Min))
-            throw new LabUsageException($"bad value for {option.Name}: {shown} is below its minimum {Format(option.Help.Min)}");
+            throw new LabUsageException(
+                $"bad value for {option.Name}: {shown} is below its minimum {Format(option.Help.Min)}");
         if (!double.IsNaN(option.Help.Max) && !(v <= option.Help.Max))
-            throw new LabUsageException($"bad value for {option.Name}: {shown} is above its maximum {Format(option.Help.Max)}");
+            throw new LabUsageException(
+                $"bad value for {option.Name}: {shown} is above its maximum {Format(option.Help.Max)}");
     }
 
-    private static bool IsNumber(Type t) => t == typeof(int) || t == typeof(long) || t == typeof(double) || t == typeof(float);
+    private static bool IsNumber(Type t) =>
+        t == typeof(int) || t == typeof(long) || t == typeof(double) || t == typeof(float);
 
     /// <summary>"an int (a whole number)", "a number", "one of: k1, k2, k3", ...</summary>
     internal static string Describe(Type t)
     {
         if (t == typeof(int)) return "an int (a whole number)";
         if (t == typeof(long)) return "a long (a whole number)";
-        if (t == typeof(double) || t == typeof(float)) return $"a {(t == typeof(float) ? "float" : "double")} (a number like 0.5 or 1e-4)";
+        if (t == typeof(double) || t == typeof(float))
+            return $"a {(t == typeof(float) ? "float" : "double")} (a number like 0.5 or 1e-4)";
         if (t == typeof(bool)) return "a bool (true or false)";
         if (t == typeof(string)) return "a string";
         if (t.IsEnum) return "one of: " + string.Join(", ", Enum.GetNames(t).Select(Kebab));
@@ -342,7 +363,9 @@ internal static class Options
 
     private static string Example(Option o) =>
         o.Default is { } d && !(d is string s && s.Length == 0) && !(d is Array { Length: 0 }) ? Format(d)
-        : o.Type.IsEnum ? Kebab(Enum.GetNames(o.Type)[0]) : o.Type.IsArray ? "1,2,3" : o.Type == typeof(string) ? "text" : "1";
+        : o.Type.IsEnum ? Kebab(Enum.GetNames(o.Type)[0])
+        : o.Type.IsArray ? "1,2,3"
+        : o.Type == typeof(string) ? "text" : "1";
 
     /// <summary>A value as the user would type it (invariant culture, enums in kebab-case).</summary>
     internal static string Format(object? value) => value switch
@@ -368,7 +391,8 @@ internal static class Options
         sb.AppendLine();
         var rows = options.Select(o => (
             left: o.IsFlag ? o.Name : $"{o.Name} <{TypeName(o.Type)}>",
-            def: o.Property.Name == nameof(LabArgs.Out) && o.Default is "" ? $"runs/{chapter}/seed<seed>" : Format(o.Default),
+            def: o.Property.Name == nameof(LabArgs.Out) && o.Default is ""
+                ? $"runs/{chapter}/seed<seed>" : Format(o.Default),
             help: o.Help?.Text ?? ""))
             .Append((left: "-h, --help", def: "", help: "show this help and exit"))
             .ToList();

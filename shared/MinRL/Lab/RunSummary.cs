@@ -21,7 +21,8 @@ namespace MinRL;
 public sealed record RunSummary
 {
     /// <summary>The keys every summary.json has, in order.</summary>
-    public static readonly IReadOnlyList<string> RequiredKeys = ["chapter", "seed", "metric", "base", "final", "kl", "wall_s", "peak_mb"];
+    public static readonly IReadOnlyList<string> RequiredKeys =
+        ["chapter", "seed", "metric", "base", "final", "kl", "wall_s", "peak_mb"];
 
     public string Chapter { get; init; } = Lab.Chapter;
     public long Seed { get; init; } = Lab.Seed;
@@ -35,7 +36,8 @@ public sealed record RunSummary
     /// <summary>The gold metric after training.</summary>
     public required double Final { get; init; }
 
-    /// <summary>KL(policy ‖ reference) at the end, in nats per completion (NaN when the chapter has no reference).</summary>
+    /// <summary>KL(policy ‖ reference) at the end, in nats per completion (NaN when the chapter has no
+    /// reference).</summary>
     public required double Kl { get; init; }
 
     /// <summary>Seconds since the run started (since <c>Lab.Parse</c>), when the summary was made.</summary>
@@ -53,7 +55,8 @@ public sealed record RunSummary
     {
         foreach (var key in Extra.Keys)
             if (RequiredKeys.Contains(key))
-                throw new ArgumentException($"summary: extra field '{key}' would overwrite the required key of that name; rename it");
+                throw new ArgumentException(
+                    $"summary: extra field '{key}' would overwrite the required key of that name; rename it");
         using var stream = new MemoryStream();
         using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
         {
@@ -90,14 +93,19 @@ public sealed record RunSummary
     {
         JsonDocument doc;
         try { doc = JsonDocument.Parse(File.ReadAllText(path)); }
-        catch (JsonException e) { throw new InvalidDataException($"summary: {path} is not valid JSON ({e.Message})", e); }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"summary: {path} is not valid JSON ({e.Message})", e);
+        }
         using (doc)
         {
             var root = doc.RootElement;
             foreach (var key in RequiredKeys)
                 if (!root.TryGetProperty(key, out _))
-                    throw new InvalidDataException($"summary: {path} has no \"{key}\" (a summary.json has {string.Join(", ", RequiredKeys)})");
-            double D(string k) => root.GetProperty(k).ValueKind == JsonValueKind.Null ? double.NaN : root.GetProperty(k).GetDouble();
+                    throw new InvalidDataException($"summary: {path} has no \"{key}\" " +
+                                                   $"(a summary.json has {string.Join(", ", RequiredKeys)})");
+            double D(string k) =>
+                root.GetProperty(k).ValueKind == JsonValueKind.Null ? double.NaN : root.GetProperty(k).GetDouble();
             var extra = new Dictionary<string, object?>();
             foreach (var p in root.EnumerateObject())
                 if (!RequiredKeys.Contains(p.Name))
@@ -141,7 +149,11 @@ public sealed record RunSummary
             case JsonElement je: je.WriteTo(w); break;
             case System.Collections.IDictionary dict:
                 w.WriteStartObject();
-                foreach (System.Collections.DictionaryEntry kv in dict) { w.WritePropertyName(kv.Key.ToString()!); Value(w, kv.Value); }
+                foreach (System.Collections.DictionaryEntry kv in dict)
+                {
+                    w.WritePropertyName(kv.Key.ToString()!);
+                    Value(w, kv.Value);
+                }
                 w.WriteEndObject();
                 break;
             case System.Collections.IEnumerable list:

@@ -116,11 +116,13 @@ public sealed class SvgPlot(string title = "")
         double width = cols * PanelW, height = top + rows * PanelH + 6;
 
         var svg = new StringBuilder();
-        svg.Append($"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{F(width)}\" height=\"{F(height)}\" viewBox=\"0 0 {F(width)} {F(height)}\" ")
+        svg.Append($"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{F(width)}\" height=\"{F(height)}\" " +
+                   $"viewBox=\"0 0 {F(width)} {F(height)}\" ")
            .Append("font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\" font-size=\"11\">\n");
         svg.Append("<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n");
         if (!string.IsNullOrEmpty(Title))
-            svg.Append($"<text x=\"{F(width / 2)}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">{Esc(Title)}</text>\n");
+            svg.Append($"<text x=\"{F(width / 2)}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\" " +
+                       $"font-weight=\"bold\">{Esc(Title)}</text>\n");
         for (int i = 0; i < Panels.Count; i++)
             RenderPanel(svg, Panels[i], (i % cols) * PanelW, top + (i / cols) * PanelH);
         svg.Append("</svg>\n");
@@ -131,7 +133,8 @@ public sealed class SvgPlot(string title = "")
     {
         double x0 = PadLeft, x1 = PanelW - PadRight, y0 = PadTop, y1 = PanelH - PadBottom; // plot area
         svg.Append($"<g class=\"panel\" transform=\"translate({F(ox)},{F(oy)})\">\n");
-        svg.Append($"<text x=\"{F((x0 + x1) / 2)}\" y=\"18\" text-anchor=\"middle\" font-size=\"13\">{Esc(panel.Title)}</text>\n");
+        svg.Append($"<text x=\"{F((x0 + x1) / 2)}\" y=\"18\" text-anchor=\"middle\" font-size=\"13\">" +
+                   $"{Esc(panel.Title)}</text>\n");
 
         // Data ranges over the finite points (and the reference lines, so they stay in view).
         var (xmin, xmax) = Range(panel.Series.SelectMany(s => Finite(s).Select(p => p.x)));
@@ -145,27 +148,38 @@ public sealed class SvgPlot(string title = "")
         double Sy(double y) => y1 - (y - ymin) / (ymax - ymin) * (y1 - y0);
 
         // Grid lines and tick labels.
-        bool integerX = panel.Series.SelectMany(s => Finite(s)).All(p => p.x == Math.Round(p.x)); // steps: no tick at 2.5
+        // Whole-number x values (steps): no tick at 2.5.
+        bool integerX = panel.Series.SelectMany(s => Finite(s)).All(p => p.x == Math.Round(p.x));
         var (xt, xstep) = Ticks(xmin, xmax, 6, minStep: integerX ? 1 : 0);
         var (yt, ystep) = Ticks(ymin, ymax, 5);
         svg.Append("<g class=\"grid\" stroke=\"#e5e5e5\" stroke-width=\"1\">\n");
-        foreach (var t in xt) svg.Append($"<line x1=\"{F(Sx(t))}\" y1=\"{F(y0)}\" x2=\"{F(Sx(t))}\" y2=\"{F(y1)}\"/>\n");
-        foreach (var t in yt) svg.Append($"<line x1=\"{F(x0)}\" y1=\"{F(Sy(t))}\" x2=\"{F(x1)}\" y2=\"{F(Sy(t))}\"/>\n");
+        foreach (var t in xt)
+            svg.Append($"<line x1=\"{F(Sx(t))}\" y1=\"{F(y0)}\" x2=\"{F(Sx(t))}\" y2=\"{F(y1)}\"/>\n");
+        foreach (var t in yt)
+            svg.Append($"<line x1=\"{F(x0)}\" y1=\"{F(Sy(t))}\" x2=\"{F(x1)}\" y2=\"{F(Sy(t))}\"/>\n");
         svg.Append("</g>\n<g class=\"ticks\" fill=\"#444\">\n");
-        foreach (var t in xt) svg.Append($"<text x=\"{F(Sx(t))}\" y=\"{F(y1 + 14)}\" text-anchor=\"middle\">{Tick(t, xstep)}</text>\n");
-        foreach (var t in yt) svg.Append($"<text x=\"{F(x0 - 5)}\" y=\"{F(Sy(t) + 4)}\" text-anchor=\"end\">{Tick(t, ystep)}</text>\n");
+        foreach (var t in xt)
+            svg.Append($"<text x=\"{F(Sx(t))}\" y=\"{F(y1 + 14)}\" text-anchor=\"middle\">{Tick(t, xstep)}</text>\n");
+        foreach (var t in yt)
+            svg.Append($"<text x=\"{F(x0 - 5)}\" y=\"{F(Sy(t) + 4)}\" text-anchor=\"end\">{Tick(t, ystep)}</text>\n");
         svg.Append("</g>\n");
-        svg.Append($"<rect class=\"frame\" x=\"{F(x0)}\" y=\"{F(y0)}\" width=\"{F(x1 - x0)}\" height=\"{F(y1 - y0)}\" fill=\"none\" stroke=\"#888\"/>\n");
+        svg.Append($"<rect class=\"frame\" x=\"{F(x0)}\" y=\"{F(y0)}\" " +
+                   $"width=\"{F(x1 - x0)}\" height=\"{F(y1 - y0)}\" fill=\"none\" stroke=\"#888\"/>\n");
         string xlabel = panel.XLabel ?? panel.Series.Select(s => s.XLabel).FirstOrDefault(l => l is not null) ?? "step";
-        svg.Append($"<text x=\"{F((x0 + x1) / 2)}\" y=\"{F(PanelH - 8)}\" text-anchor=\"middle\" fill=\"#444\">{Esc(xlabel)}</text>\n");
+        svg.Append($"<text x=\"{F((x0 + x1) / 2)}\" y=\"{F(PanelH - 8)}\" text-anchor=\"middle\" fill=\"#444\">" +
+                   $"{Esc(xlabel)}</text>\n");
         if (panel.YLabel is { } yl)
-            svg.Append($"<text transform=\"translate(13,{F((y0 + y1) / 2)}) rotate(-90)\" text-anchor=\"middle\" fill=\"#444\">{Esc(yl)}</text>\n");
+            svg.Append($"<text transform=\"translate(13,{F((y0 + y1) / 2)}) rotate(-90)\" " +
+                       $"text-anchor=\"middle\" fill=\"#444\">{Esc(yl)}</text>\n");
         if (empty)
-            svg.Append($"<text x=\"{F((x0 + x1) / 2)}\" y=\"{F((y0 + y1) / 2)}\" text-anchor=\"middle\" fill=\"#999\">no finite values</text>\n");
+            svg.Append($"<text x=\"{F((x0 + x1) / 2)}\" y=\"{F((y0 + y1) / 2)}\" text-anchor=\"middle\" " +
+                       "fill=\"#999\">no finite values</text>\n");
 
         // Reference lines, then the series.
         foreach (var (y, label) in panel.HLines.Where(h => double.IsFinite(h.Y)))
-            svg.Append($"<line class=\"hline\" x1=\"{F(x0)}\" y1=\"{F(Sy(y))}\" x2=\"{F(x1)}\" y2=\"{F(Sy(y))}\" stroke=\"#555\" stroke-width=\"1\" stroke-dasharray=\"5,4\"><title>{Esc(label)}</title></line>\n");
+            svg.Append($"<line class=\"hline\" x1=\"{F(x0)}\" y1=\"{F(Sy(y))}\" x2=\"{F(x1)}\" y2=\"{F(Sy(y))}\" " +
+                       "stroke=\"#555\" stroke-width=\"1\" stroke-dasharray=\"5,4\">" +
+                       $"<title>{Esc(label)}</title></line>\n");
         for (int i = 0; i < panel.Series.Count; i++)
         {
             var s = panel.Series[i];
@@ -179,7 +193,8 @@ public sealed class SvgPlot(string title = "")
         }
 
         // Legend (top-right, inside the plot area) when there is more than one thing to tell apart.
-        var entries = panel.Series.Select((s, i) => (s.Name, Color: Palette[i % Palette.Length], Dashed: s.Dashed, Points: s.Points))
+        var entries = panel.Series
+            .Select((s, i) => (s.Name, Color: Palette[i % Palette.Length], Dashed: s.Dashed, Points: s.Points))
             .Concat(panel.HLines.Select(h => (Name: h.Label, Color: "#555", Dashed: true, Points: false))).ToList();
         if (entries.Count > 1)
         {
@@ -187,11 +202,15 @@ public sealed class SvgPlot(string title = "")
             double lh = 6 + 14 * entries.Count;
             // Put it in the corner that hides the fewest points (top-right on a tie).
             var pts = panel.Series.SelectMany(s => Finite(s)).Select(p => (x: Sx(p.x), y: Sy(p.y)))
-                .Concat(panel.HLines.Where(h => double.IsFinite(h.Y)).SelectMany(h => Enumerable.Range(0, 21).Select(k => (x: x0 + k * (x1 - x0) / 20, y: Sy(h.Y)))))
+                .Concat(panel.HLines.Where(h => double.IsFinite(h.Y))
+                    .SelectMany(h => Enumerable.Range(0, 21).Select(k => (x: x0 + k * (x1 - x0) / 20, y: Sy(h.Y)))))
                 .ToList();
-            (double lx, double ly) = new[] { (x1 - lw - 4, y0 + 4), (x0 + 4, y0 + 4), (x1 - lw - 4, y1 - lh - 4), (x0 + 4, y1 - lh - 4) }
-                .MinBy(c => pts.Count(p => p.x >= c.Item1 - 3 && p.x <= c.Item1 + lw + 3 && p.y >= c.Item2 - 3 && p.y <= c.Item2 + lh + 3));
-            svg.Append($"<g class=\"legend\"><rect x=\"{F(lx)}\" y=\"{F(ly)}\" width=\"{F(lw)}\" height=\"{F(lh)}\" fill=\"white\" fill-opacity=\"0.85\" stroke=\"#ccc\"/>\n");
+            (double lx, double ly) =
+                new[] { (x1 - lw - 4, y0 + 4), (x0 + 4, y0 + 4), (x1 - lw - 4, y1 - lh - 4), (x0 + 4, y1 - lh - 4) }
+                .MinBy(c => pts.Count(p => p.x >= c.Item1 - 3 && p.x <= c.Item1 + lw + 3
+                                           && p.y >= c.Item2 - 3 && p.y <= c.Item2 + lh + 3));
+            svg.Append($"<g class=\"legend\"><rect x=\"{F(lx)}\" y=\"{F(ly)}\" width=\"{F(lw)}\" height=\"{F(lh)}\" " +
+                       "fill=\"white\" fill-opacity=\"0.85\" stroke=\"#ccc\"/>\n");
             for (int i = 0; i < entries.Count; i++)
             {
                 var e = entries[i];
@@ -199,7 +218,9 @@ public sealed class SvgPlot(string title = "")
                 if (e.Points)
                     svg.Append($"<circle cx=\"{F(lx + 16)}\" cy=\"{F(cy)}\" r=\"2.5\" fill=\"{e.Color}\"/>");
                 else
-                    svg.Append($"<line x1=\"{F(lx + 6)}\" y1=\"{F(cy)}\" x2=\"{F(lx + 26)}\" y2=\"{F(cy)}\" stroke=\"{e.Color}\" stroke-width=\"2\"{(e.Dashed ? " stroke-dasharray=\"5,4\"" : "")}/>");
+                    svg.Append($"<line x1=\"{F(lx + 6)}\" y1=\"{F(cy)}\" x2=\"{F(lx + 26)}\" y2=\"{F(cy)}\" " +
+                               $"stroke=\"{e.Color}\" stroke-width=\"2\"" +
+                               $"{(e.Dashed ? " stroke-dasharray=\"5,4\"" : "")}/>");
                 svg.Append($"<text x=\"{F(lx + 31)}\" y=\"{F(cy + 4)}\">{Esc(e.Name)}</text>\n");
             }
             svg.Append("</g>\n");
@@ -233,7 +254,9 @@ public sealed class SvgPlot(string title = "")
         }
         string style = s.Points
             ? $"fill=\"{color}\" stroke=\"none\""
-            : $"fill=\"none\" stroke=\"{color}\" stroke-width=\"{(cls == "raw" ? "1" : "1.6")}\" stroke-linejoin=\"round\" stroke-linecap=\"round\"{(s.Dashed ? " stroke-dasharray=\"6,4\"" : "")}";
+            : $"fill=\"none\" stroke=\"{color}\" stroke-width=\"{(cls == "raw" ? "1" : "1.6")}\" " +
+              "stroke-linejoin=\"round\" stroke-linecap=\"round\"" +
+              $"{(s.Dashed ? " stroke-dasharray=\"6,4\"" : "")}";
         string op = opacity < 1 ? $" opacity=\"{F(opacity)}\"" : "";
         return $"<path class=\"{cls}\" {style}{op} d=\"{d}\"><title>{Esc(s.Name)}</title></path>\n";
     }
@@ -307,5 +330,6 @@ public sealed class SvgPlot(string title = "")
 
     private static string F(double v) => Math.Round(v, 1).ToString("0.#", CultureInfo.InvariantCulture);
 
-    private static string Esc(string s) => s.Replace("&", "&amp;").Replace("<", "&lt;").Replace(">", "&gt;").Replace("\"", "&quot;");
+    private static string Esc(string s) =>
+        s.Replace("&", "&amp;").Replace("<", "&lt;").Replace(">", "&gt;").Replace("\"", "&quot;");
 }

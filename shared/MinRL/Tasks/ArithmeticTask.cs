@@ -12,7 +12,8 @@ public sealed record Problem(int A, int B)
     /// <summary>The prompt as text, before left padding: <c>"&lt;bos&gt;12+30="</c>.</summary>
     public string PromptText => $"<bos>{A}+{B}=";
 
-    /// <summary>The reference completion: <c>"42&lt;eos&gt;"</c>, or <c>"42.&lt;eos&gt;"</c> with <paramref name="period"/>.</summary>
+    /// <summary>The reference completion: <c>"42&lt;eos&gt;"</c>, or <c>"42.&lt;eos&gt;"</c> with
+    /// <paramref name="period"/>.</summary>
     public string CompletionText(bool period = false) => period ? $"{Answer}.<eos>" : $"{Answer}<eos>";
 
     public override string ToString() => $"{A}+{B}";
@@ -24,15 +25,18 @@ public sealed record Problem(int A, int B)
 /// <param name="Length">Tokens that count: through the first <c>&lt;eos&gt;</c> when there is one in the
 /// first <see cref="ArithmeticTask.MaxCompletionLength"/> tokens, else all of those (at most 5).
 /// Tokens after it are what every loss masks out.</param>
-/// <param name="Terminated">An <c>&lt;eos&gt;</c> came within <see cref="ArithmeticTask.MaxCompletionLength"/> tokens.</param>
+/// <param name="Terminated">An <c>&lt;eos&gt;</c> came within <see cref="ArithmeticTask.MaxCompletionLength"/>
+/// tokens.</param>
 /// <param name="WellFormed">Terminated, and the text before <c>&lt;eos&gt;</c> is a canonical number of 1–3
 /// digits (no leading zero, except "0" itself), optionally followed by one <c>.</c>.</param>
 /// <param name="Value">The number, when well-formed; null otherwise.</param>
-/// <param name="Period">Terminated, and the token just before <c>&lt;eos&gt;</c> is <c>.</c> (whether or not the rest is well-formed).</param>
+/// <param name="Period">Terminated, and the token just before <c>&lt;eos&gt;</c> is <c>.</c> (whether or not the
+/// rest is well-formed).</param>
 public readonly record struct ParsedCompletion(int Length, bool Terminated, bool WellFormed, int? Value, bool Period);
 
 /// <summary>One supervised example: the full sequence and which of its tokens are training targets.</summary>
-/// <param name="Ids">The 12 token ids: the left-padded prompt (7), the completion through <c>&lt;eos&gt;</c>, then <c>&lt;pad&gt;</c>.</param>
+/// <param name="Ids">The 12 token ids: the left-padded prompt (7), the completion through <c>&lt;eos&gt;</c>,
+/// then <c>&lt;pad&gt;</c>.</param>
 /// <param name="LossMask">True at the positions of the completion's tokens, <c>&lt;eos&gt;</c> included.
 /// Position t is a target of the logits at position t − 1: predict <c>Ids[1..]</c> from <c>Ids[..^1]</c>
 /// and weight by <c>LossMask[1..]</c>.</param>
@@ -41,7 +45,8 @@ public sealed record SftSequence(long[] Ids, bool[] LossMask);
 /// <summary>Accuracy-style rates over a batch of completions (each in 0..1).</summary>
 /// <param name="Accuracy">Share of completions that are correct.</param>
 /// <param name="WellFormed">Share that are well-formed (right or wrong).</param>
-/// <param name="Period">Share that end in <c>.</c> before <c>&lt;eos&gt;</c> (the preference world's style feature).</param>
+/// <param name="Period">Share that end in <c>.</c> before <c>&lt;eos&gt;</c> (the preference world's style
+/// feature).</param>
 public sealed record TaskMetrics(double Accuracy, double WellFormed, double Period);
 
 /// <summary>
@@ -108,9 +113,11 @@ public sealed class ArithmeticTask
     public ArithmeticTask(long seed = 0, int count = DefaultCount, int heldOut = DefaultHeldOut)
     {
         if (count < 2 || count > DefaultCount)
-            throw new ArgumentOutOfRangeException(nameof(count), count, $"ArithmeticTask: count must be in 2..{DefaultCount} (there are {DefaultCount} distinct problems)");
+            throw new ArgumentOutOfRangeException(nameof(count), count,
+                $"ArithmeticTask: count must be in 2..{DefaultCount} (there are {DefaultCount} distinct problems)");
         if (heldOut < 1 || heldOut >= count)
-            throw new ArgumentOutOfRangeException(nameof(heldOut), heldOut, $"ArithmeticTask: heldOut must be in 1..{count - 1} (count is {count})");
+            throw new ArgumentOutOfRangeException(nameof(heldOut), heldOut,
+                $"ArithmeticTask: heldOut must be in 1..{count - 1} (count is {count})");
         Seed = seed;
         var all = new List<Problem>(DefaultCount);
         for (int a = 0; a <= MaxOperand; a++)
@@ -123,7 +130,8 @@ public sealed class ArithmeticTask
         Eval = problems[(count - heldOut)..];
     }
 
-    /// <summary><paramref name="n"/> problems drawn uniformly, with replacement, from <paramref name="pool"/>.</summary>
+    /// <summary><paramref name="n"/> problems drawn uniformly, with replacement, from
+    /// <paramref name="pool"/>.</summary>
     public static IReadOnlyList<Problem> Sample(IReadOnlyList<Problem> pool, int n, SplitMix64 rng)
     {
         if (pool.Count == 0) throw new ArgumentException("Sample: the pool of problems is empty", nameof(pool));
@@ -138,7 +146,8 @@ public sealed class ArithmeticTask
     public static long[] EncodePrompt(Problem problem)
     {
         if (problem.A is < 0 or > MaxOperand || problem.B is < 0 or > MaxOperand)
-            throw new ArgumentOutOfRangeException(nameof(problem), problem, $"EncodePrompt: operands must be in 0..{MaxOperand}, got {problem.A}+{problem.B}");
+            throw new ArgumentOutOfRangeException(nameof(problem), problem,
+                $"EncodePrompt: operands must be in 0..{MaxOperand}, got {problem.A}+{problem.B}");
         var ids = Tok.EncodeToIds(problem.PromptText);
         var padded = new long[PromptLength];
         int pad = PromptLength - ids.Count; // ≥ 2: the longest prompt, <bos>99+99=, has 7 tokens
@@ -166,7 +175,9 @@ public sealed class ArithmeticTask
         int eos = IndexOfEos(ids);
         int n = eos >= 0 ? eos + 1 : ids.Count;
         if (n > MaxCompletionLength)
-            throw new ArgumentException($"EncodeCompletion: \"{completion}\" has {n} tokens before its end, more than the {MaxCompletionLength} a completion may have", nameof(completion));
+            throw new ArgumentException($"EncodeCompletion: \"{completion}\" has {n} tokens before its end, " +
+                                        $"more than the {MaxCompletionLength} a completion may have",
+                                        nameof(completion));
         var padded = new long[MaxCompletionLength];
         for (int i = 0; i < MaxCompletionLength; i++) padded[i] = i < n ? ids[i] : Tok.PadId;
         return padded;
@@ -176,12 +187,14 @@ public sealed class ArithmeticTask
     public static torch.Tensor EncodeCompletions(IReadOnlyList<string> completions)
     {
         var ids = new long[completions.Count * MaxCompletionLength];
-        for (int i = 0; i < completions.Count; i++) EncodeCompletion(completions[i]).CopyTo(ids, i * MaxCompletionLength);
+        for (int i = 0; i < completions.Count; i++)
+            EncodeCompletion(completions[i]).CopyTo(ids, i * MaxCompletionLength);
         return torch.tensor(ids, [completions.Count, MaxCompletionLength]);
     }
 
     /// <summary>The part of a completion the rule reads, as text: through its first <c>&lt;eos&gt;</c> within
-    /// 5 tokens, else its first 5 tokens. <c>"42&lt;eos&gt;&lt;pad&gt;&lt;pad&gt;"</c> → <c>"42&lt;eos&gt;"</c>.</summary>
+    /// 5 tokens, else its first 5 tokens. <c>"42&lt;eos&gt;&lt;pad&gt;&lt;pad&gt;"</c> →
+    /// <c>"42&lt;eos&gt;"</c>.</summary>
     public static string Normalize(string completion)
     {
         var ids = Tok.EncodeToIds(completion);
@@ -226,8 +239,11 @@ public sealed class ArithmeticTask
     {
         var ids = new int[completionIds.Length];
         for (int i = 0; i < ids.Length; i++)
-            ids[i] = completionIds[i] >= 0 && completionIds[i] < Tok.VocabSize ? (int)completionIds[i] : throw new ArgumentOutOfRangeException(
-                nameof(completionIds), completionIds[i], $"Parse: token id {completionIds[i]} at position {i} is outside the vocabulary (0..{Tok.VocabSize - 1})");
+            ids[i] = completionIds[i] >= 0 && completionIds[i] < Tok.VocabSize
+                ? (int)completionIds[i]
+                : throw new ArgumentOutOfRangeException(nameof(completionIds), completionIds[i],
+                    $"Parse: token id {completionIds[i]} at position {i} " +
+                    $"is outside the vocabulary (0..{Tok.VocabSize - 1})");
         return Parse(ids);
     }
 
@@ -237,8 +253,10 @@ public sealed class ArithmeticTask
     /// <summary>The rule: well-formed and equal to the sum.</summary>
     public static bool IsCorrect(Problem problem, ParsedCompletion c) => c.WellFormed && c.Value == problem.Answer;
     public static bool IsCorrect(Problem problem, string completion) => IsCorrect(problem, Parse(completion));
-    public static bool IsCorrect(Problem problem, IReadOnlyList<int> completionIds) => IsCorrect(problem, Parse(completionIds));
-    public static bool IsCorrect(Problem problem, ReadOnlySpan<long> completionIds) => IsCorrect(problem, Parse(completionIds));
+    public static bool IsCorrect(Problem problem, IReadOnlyList<int> completionIds)
+        => IsCorrect(problem, Parse(completionIds));
+    public static bool IsCorrect(Problem problem, ReadOnlySpan<long> completionIds)
+        => IsCorrect(problem, Parse(completionIds));
 
     /// <summary>1–3 canonical digits, an optional <c>.</c>, then <c>&lt;eos&gt;</c> within 5 tokens.</summary>
     public static bool IsWellFormed(string completion) => Parse(completion).WellFormed;
@@ -253,16 +271,20 @@ public sealed class ArithmeticTask
     /// <summary>1[correct] + <paramref name="formatBonus"/>·1[well-formed].</summary>
     public static double Reward(Problem problem, ParsedCompletion c, double formatBonus = 0)
         => (IsCorrect(problem, c) ? 1.0 : 0.0) + (c.WellFormed ? formatBonus : 0.0);
-    public static double Reward(Problem problem, string completion, double formatBonus = 0) => Reward(problem, Parse(completion), formatBonus);
-    public static double Reward(Problem problem, IReadOnlyList<int> completionIds, double formatBonus = 0) => Reward(problem, Parse(completionIds), formatBonus);
-    public static double Reward(Problem problem, ReadOnlySpan<long> completionIds, double formatBonus = 0) => Reward(problem, Parse(completionIds), formatBonus);
+    public static double Reward(Problem problem, string completion, double formatBonus = 0)
+        => Reward(problem, Parse(completion), formatBonus);
+    public static double Reward(Problem problem, IReadOnlyList<int> completionIds, double formatBonus = 0)
+        => Reward(problem, Parse(completionIds), formatBonus);
+    public static double Reward(Problem problem, ReadOnlySpan<long> completionIds, double formatBonus = 0)
+        => Reward(problem, Parse(completionIds), formatBonus);
 
     /// <summary>
     /// The rewards of a batch of sampled completions: <paramref name="completions"/> is int64 of shape
     /// (N, L) (the generated tokens only, L ≥ 1), row i answering <paramref name="problems"/>[i].
     /// Returns float32 of shape (N).
     /// </summary>
-    public static torch.Tensor Rewards(IReadOnlyList<Problem> problems, torch.Tensor completions, double formatBonus = 0)
+    public static torch.Tensor Rewards(IReadOnlyList<Problem> problems, torch.Tensor completions,
+                                       double formatBonus = 0)
     {
         var rows = Rows(problems, completions, "Rewards");
         var r = new float[problems.Count];
@@ -289,7 +311,8 @@ public sealed class ArithmeticTask
     {
         var shape = completions.shape;
         if (completions.dtype != ScalarType.Int64 || shape.Length != 2 || shape[0] != problems.Count)
-            throw new ArgumentException($"{op}: completions must be int64 of shape ({problems.Count}, L) — one row per problem — " +
+            throw new ArgumentException($"{op}: completions must be int64 of shape ({problems.Count}, L) " +
+                "— one row per problem — " +
                 $"but got {completions.dtype} of shape [{string.Join(", ", shape)}]", nameof(completions));
         var ids = completions.cpu().data<long>().ToArray();
         int L = (int)shape[1];
@@ -330,10 +353,12 @@ public sealed class ArithmeticTask
             ex.Ids.CopyTo(ids, i * SequenceLength);
             for (int t = 0; t < SequenceLength; t++) mask[i * SequenceLength + t] = ex.LossMask[t] ? 1f : 0f;
         }
-        return (torch.tensor(ids, [problems.Count, SequenceLength]), torch.tensor(mask, [problems.Count, SequenceLength]));
+        return (torch.tensor(ids, [problems.Count, SequenceLength]),
+                torch.tensor(mask, [problems.Count, SequenceLength]));
     }
 
-    /// <summary><see cref="SftBatch(IReadOnlyList{Problem}, SplitMix64)"/> with a fresh generator seeded by <paramref name="seed"/>.</summary>
+    /// <summary><see cref="SftBatch(IReadOnlyList{Problem}, SplitMix64)"/> with a fresh generator seeded by
+    /// <paramref name="seed"/>.</summary>
     public static (torch.Tensor ids, torch.Tensor lossMask) SftBatch(IReadOnlyList<Problem> problems, long seed)
         => SftBatch(problems, new SplitMix64(seed));
 }

@@ -6,7 +6,8 @@ namespace MinRL;
 /// <summary>What the two completions of a pair differ in, by the gold scorer's two features.</summary>
 public enum PairKind
 {
-    /// <summary>Same gold score (same correctness and same style, or both malformed): the label is a coin flip.</summary>
+    /// <summary>Same gold score (same correctness and same style, or both malformed): the label is a coin
+    /// flip.</summary>
     Tie,
     /// <summary>Same correctness, one ends in <c>.</c> and the other does not: the easy, surface direction.</summary>
     StyleOnly,
@@ -21,7 +22,8 @@ public enum PairKind
 /// preferred first. Completions are text with special tokens written literally, cut after their first
 /// <c>&lt;eos&gt;</c> (see <see cref="ArithmeticTask.Normalize"/>).
 /// </summary>
-public sealed record PreferencePair(Problem Problem, string Chosen, string Rejected, double GoldChosen, double GoldRejected, PairKind Kind)
+public sealed record PreferencePair(
+    Problem Problem, string Chosen, string Rejected, double GoldChosen, double GoldRejected, PairKind Kind)
 {
     /// <summary>GoldChosen − GoldRejected; negative when the noisy label went against the gold scorer.</summary>
     public double GoldMargin => GoldChosen - GoldRejected;
@@ -62,7 +64,8 @@ public sealed class PreferenceWorld
 
     public PreferenceWorld(double tau = DefaultTau, double styleBonus = DefaultStyleBonus)
     {
-        if (!(tau > 0) || double.IsInfinity(tau)) throw new ArgumentOutOfRangeException(nameof(tau), tau, "PreferenceWorld: tau must be positive and finite");
+        if (!(tau > 0) || double.IsInfinity(tau))
+            throw new ArgumentOutOfRangeException(nameof(tau), tau, "PreferenceWorld: tau must be positive and finite");
         Tau = tau;
         StyleBonus = styleBonus;
     }
@@ -74,22 +77,27 @@ public sealed class PreferenceWorld
     public static (bool correct, bool styled) Features(Problem problem, ParsedCompletion c)
         => (ArithmeticTask.IsCorrect(problem, c), c.WellFormed && c.Period);
 
-    /// <summary>gold = 1[correct] + StyleBonus·1[ends in "."] for a well-formed completion, 0 for a malformed one.</summary>
+    /// <summary>gold = 1[correct] + StyleBonus·1[ends in "."] for a well-formed completion, 0 for a malformed
+    /// one.</summary>
     public double Gold(Problem problem, ParsedCompletion c)
     {
         var (correct, styled) = Features(problem, c);
         return (correct ? 1.0 : 0.0) + (styled ? StyleBonus : 0.0);
     }
     public double Gold(Problem problem, string completion) => Gold(problem, ArithmeticTask.Parse(completion));
-    public double Gold(Problem problem, IReadOnlyList<int> completionIds) => Gold(problem, ArithmeticTask.Parse(completionIds));
-    public double Gold(Problem problem, ReadOnlySpan<long> completionIds) => Gold(problem, ArithmeticTask.Parse(completionIds));
+    public double Gold(Problem problem, IReadOnlyList<int> completionIds)
+        => Gold(problem, ArithmeticTask.Parse(completionIds));
+    public double Gold(Problem problem, ReadOnlySpan<long> completionIds)
+        => Gold(problem, ArithmeticTask.Parse(completionIds));
 
     /// <summary>Mean gold of a batch of completions, int64 of shape (N, L), row i answering problems[i].</summary>
     public double MeanGold(IReadOnlyList<Problem> problems, torch.Tensor completions)
     {
         var shape = completions.shape;
         if (completions.dtype != ScalarType.Int64 || shape.Length != 2 || shape[0] != problems.Count)
-            throw new ArgumentException($"MeanGold: completions must be int64 of shape ({problems.Count}, L) but got {completions.dtype} of shape [{string.Join(", ", shape)}]", nameof(completions));
+            throw new ArgumentException($"MeanGold: completions must be int64 of shape ({problems.Count}, L) " +
+                                        $"but got {completions.dtype} of shape [{string.Join(", ", shape)}]",
+                                        nameof(completions));
         var ids = completions.cpu().data<long>().ToArray();
         int L = (int)shape[1];
         double sum = 0;
@@ -138,8 +146,8 @@ public sealed class PreferenceWorld
         IReadOnlyList<string> first, IReadOnlyList<string> second, long seed)
     {
         if (first.Count != problems.Count || second.Count != problems.Count)
-            throw new ArgumentException($"MakePairs: need one completion per problem in each list, got {problems.Count} problems, " +
-                $"{first.Count} first and {second.Count} second completions");
+            throw new ArgumentException("MakePairs: need one completion per problem in each list, " +
+                $"got {problems.Count} problems, {first.Count} first and {second.Count} second completions");
         var rng = new SplitMix64(seed);
         var pairs = new List<PreferencePair>(problems.Count);
         for (int i = 0; i < problems.Count; i++)
@@ -159,14 +167,17 @@ public sealed class PreferenceWorld
 
     /// <summary>Labelled pairs from sampled token ids: <paramref name="first"/> and <paramref name="second"/>
     /// are int64 of shape (N, L) (generated tokens only), row i answering <paramref name="problems"/>[i].</summary>
-    public IReadOnlyList<PreferencePair> MakePairs(IReadOnlyList<Problem> problems, torch.Tensor first, torch.Tensor second, long seed)
+    public IReadOnlyList<PreferencePair> MakePairs(IReadOnlyList<Problem> problems,
+        torch.Tensor first, torch.Tensor second, long seed)
         => MakePairs(problems, DecodeRows(problems, first, "first"), DecodeRows(problems, second, "second"), seed);
 
     private static string[] DecodeRows(IReadOnlyList<Problem> problems, torch.Tensor completions, string which)
     {
         var shape = completions.shape;
         if (completions.dtype != ScalarType.Int64 || shape.Length != 2 || shape[0] != problems.Count)
-            throw new ArgumentException($"MakePairs: {which} completions must be int64 of shape ({problems.Count}, L) but got {completions.dtype} of shape [{string.Join(", ", shape)}]");
+            throw new ArgumentException($"MakePairs: {which} completions must be int64 " +
+                                        $"of shape ({problems.Count}, L) " +
+                                        $"but got {completions.dtype} of shape [{string.Join(", ", shape)}]");
         var ids = completions.cpu().data<long>().ToArray();
         int L = (int)shape[1];
         var rows = new string[problems.Count];
@@ -199,7 +210,8 @@ public sealed class PreferenceWorld
 
     /// <summary>The pairs as int64 tensors: prompts (N, 7), chosen (N, 5) and rejected (N, 5) completions,
     /// padded with <c>&lt;pad&gt;</c> after <c>&lt;eos&gt;</c>.</summary>
-    public static (torch.Tensor prompts, torch.Tensor chosen, torch.Tensor rejected) Encode(IReadOnlyList<PreferencePair> pairs)
+    public static (torch.Tensor prompts, torch.Tensor chosen, torch.Tensor rejected) Encode(
+        IReadOnlyList<PreferencePair> pairs)
         => (ArithmeticTask.EncodePrompts(pairs.Select(p => p.Problem).ToArray()),
             ArithmeticTask.EncodeCompletions(pairs.Select(p => p.Chosen).ToArray()),
             ArithmeticTask.EncodeCompletions(pairs.Select(p => p.Rejected).ToArray()));
