@@ -57,40 +57,18 @@
 // exactly where it was. (b may depend on the prompt, as chapter 2's value function does, but not on
 // the completion being scored; a mean that includes the sample's own reward is biased by O(1/N).)
 //
-// What it changes is the variance. Write s = ∇ log π(τ) (the "score"; E[s] = 0 by the same argument). The
-// per-sample estimate g = (R − b) s has
+// What it changes is the variance of the estimate, and a constant b can raise it as well as lower it: the
+// constant with the least variance, b*, is the average reward weighted by how large each sample's gradient
+// is (derived above OptimalBaseline, below). The classic choice is the plain average reward (Williams'
+// "reinforcement comparison"): here a running mean of the rewards of PAST steps, so that b never depends on
+// the samples it is subtracted from (RunningMean, below). It is close to b* when the size of the gradient
+// has nothing to do with the reward.
 //
-//     tr Cov[g] = E[(R − b)² ‖s‖²] − ‖∇J‖²,
-//
-// and only the first term depends on b: a parabola in b, lowest at
-//
-//     b* = E[R ‖s‖²] / E[‖s‖²]                     (Greensmith, Bartlett & Baxter 2004)
-//
-// — the average reward, weighted by how large each sample's gradient is. The classic choice is the plain
-// average reward (Williams' "reinforcement comparison"): here a running mean of the rewards of PAST steps,
-// so that b never depends on the samples it is subtracted from. It is close to b* when the size of the
-// gradient has nothing to do with the reward.
-//
-// On this task it has a lot to do with it, and the program shows it. Every --variance-every steps it takes
-// the per-sample scores of one batch and computes, on those same samples, the variance with b = 0, with the
-// running mean, and with b* (GradientVariance, OptimalBaseline). What it measured (3 seeds × 2 settings,
-// 500 steps, 64 samples per measurement, 60 measurements):
-//
-//   * a correct answer is usually one the model was already confident of, so its ‖s‖² is small; a wrong
-//     answer is an unlikely sample with a large one (2.6× larger on average, on a batch at the base model);
-//   * so b* stays low — median 0.12, range 0.03–0.49 — while the mean reward climbs from 0.25 to 0.8;
-//   * the running-mean baseline RAISES the variance in 58 of the 60 measurements: median 2.4×, up to 23×;
-//     the best constant, b*, lowers it by a median 12% (3–49%);
-//   * and learning goes the same way: held-out accuracy 0.25 → 0.82 (all 3 seeds) without a baseline,
-//     → 0.69–0.72 with the running mean, which also strays further from the base (KL 1.7–2.8 vs 1.2–1.4 nats).
-//
-// (Those were measured on the previous kit's base model. On the current one, 2026-11-22, the default run
-// gives 0.252 → 0.826 / 0.805 / 0.824 for seeds 1 / 2 / 3, KL 1.2–1.6 nats, 20–22 s on 2 quiet cores.)
-//
-// On TorchSharp, the default engine (libtorch 2.10, 1 thread; 2026-12-03, seeds 1 / 2 / 3, `dotnet run -c Release
-// --project compare -- --seed N`): accuracy 0.223 → 0.850 / 0.811 / 0.855, KL 1.02 / 1.28 / 1.46 nats, 29–35 s. The
-// numbers above were measured on MinTorch (`-p:Engine=MinTorch`), which trains its own base model from the
-// same seed.
+// On this task it has a lot to do with it, and the program measures it: every --variance-every steps it
+// computes, on one batch's own samples, the gradient's variance with b = 0, with the running mean and with
+// b*. Key findings (3 seeds, docs/01-policy-gradient.md): a wrong answer is an unlikely sample with a large
+// gradient, so b* stays low (median 0.12) while the mean reward climbs to 0.8; the running mean RAISES the
+// variance (median 2.4×) and learns less (held-out accuracy 0.69–0.72, against 0.82 without a baseline).
 //
 // Hence this chapter's default is no baseline, and `--baseline running-mean` is the experiment to run. With
 // 0/1 rewards and b = 0 the update is Σ_{correct i} ∇ log π(τ_i) / N: maximum likelihood on the policy's own
@@ -99,6 +77,16 @@
 // variance that comes from prompts being of different difficulty; a baseline that knows the prompt — a
 // learned value V(x) (chapter 2), the mean reward of a group of samples of the same prompt (chapter 8) — is
 // the next step.
+//
+// ─── The loop (Program.Train), in the order it runs ──────────────────────────────────────────────────
+//
+//   1. rollout     N prompts, one completion each, sampled from π_θ at T = 1; the rule gives each its R_i
+//   2. advantages  A_i = R_i − b, with b from past steps only (b = 0 by default)
+//   3. loss        log π_θ(a_t|s_t) of every sampled token, read from the logits one position earlier (the
+//                  gather, derived there), then L = −mean_i A_i · Σ_t mask_t log π_θ(a_t|s_t)
+//   4. update      one AdamW step on ∇L = −ĝ
+//   5. report      the batch's metrics and the KL to the base; held-out accuracy every --eval-every steps;
+//                  the gradient's variance every --variance-every steps (a measurement: it changes nothing)
 //
 // ─── What is logged ──────────────────────────────────────────────────────────────────────────────────
 //
@@ -115,6 +103,8 @@
 // reinforcement learning with function approximation", NeurIPS 1999. E. Greensmith, P. Bartlett, J. Baxter,
 // "Variance reduction techniques for gradient estimates in reinforcement learning", JMLR 5 (2004).
 // OpenAI Spinning Up, "Intro to Policy Optimization" (https://spinningup.openai.com).
+//
+// Results, experiments and curves: docs/01-policy-gradient.md
 using System.Diagnostics;
 using MinRL;
 using TorchSharp;
@@ -137,42 +127,49 @@ public sealed record Args : LabArgs
     [Help("policy-gradient steps (chosen so that the default run fits in 60 s on 2 cores)", Min = 1)]
     public override int Steps { get; init; } = 500;
 
-    [Help("completions sampled per step, one per prompt (the PyTorch prototype's 128, DESIGN.md)", Min = 2)]
+    [Help("completions sampled per step, one per prompt (the book's PyTorch prototype: 128)", Min = 2)]
     public int BatchSize { get; init; } = 128;
 
-    [Help("AdamW learning rate (DESIGN.md's prototype; measured here too: 1e-3 collapses held-out accuracy to ≈ 0.01 within 50 steps)", Min = 0)]
+    [Help("AdamW learning rate (the book's PyTorch prototype: 3e-4)", Min = 0)]
     public double LearningRate { get; init; } = 3e-4;
 
-    [Help("AdamW weight decay; 0 because decay pulls the weights to 0, not back to the base model (the Hugging Face Trainer's default)", Min = 0)]
+    [Help("AdamW weight decay, which pulls the weights towards 0, not back to the base (Hugging Face Trainer: 0)",
+        Min = 0)]
     public double WeightDecay { get; init; } = 0.0;
 
-    [Help("the baseline b subtracted from the reward: none, or a running mean of past rewards (Williams 1992); measured here, 3 seeds: none reaches 0.82 held-out accuracy, running-mean 0.69–0.72 (see the file header)")]
+    [Help("the baseline b subtracted from the reward: none, or a running mean of past rewards (Williams 1992)")]
     public BaselineKind Baseline { get; init; } = BaselineKind.None;
 
-    [Help("decay β of the running-mean baseline, b ← βb + (1 − β)·mean reward; 0.9 ≈ the last 10 steps (a common choice, not tuned)", Min = 0, Max = 0.9999)]
+    [Help("decay β of the running-mean baseline, b ← βb + (1 − β)·mean reward (0.9 ≈ the last 10 steps: "
+        + "a common choice, not tuned)", Min = 0, Max = 0.9999)]
     public double BaselineDecay { get; init; } = 0.9;
 
-    [Help("clip the gradient's global norm to this before each step; 0 = no clipping (REINFORCE has none; the norm is logged either way)", Min = 0)]
+    [Help("clip the gradient's global norm to this before each step, 0 = no clipping (REINFORCE has none)", Min = 0)]
     public double MaxGradNorm { get; init; } = 0.0;
 
-    [Help("reward bonus for a well-formed answer, right or wrong (DeepSeek-R1's format reward; 0 = the rule alone)", Min = 0)]
+    [Help("reward bonus for a well-formed answer, right or wrong, 0 = the rule alone (DeepSeek-R1's format reward)",
+        Min = 0)]
     public double FormatBonus { get; init; } = 0.0;
 
-    [Help("evaluate sampled accuracy (T = 1) on the 512 held-out problems every this many steps (0 = only at the end)", Min = 0)]
+    [Help("evaluate sampled accuracy (T = 1) on the 512 held-out problems every this many steps (0 = at the end)",
+        Min = 0)]
     public int EvalEvery { get; init; } = 50;
 
-    [Help("measure the per-sample gradient variance with b = 0, the running mean and the optimal b* every this many steps (0 = never)", Min = 0)]
+    [Help("measure the gradient's variance with b = 0, with the running mean and with b* every this many steps "
+        + "(0 = never)", Min = 0)]
     public int VarianceEvery { get; init; } = 50;
 
-    [Help("per-sample gradients used for each variance measurement (the first ones of the batch; at most --batch-size)", Min = 2)]
+    [Help("per-sample gradients in each variance measurement: the batch's first ones, at most --batch-size", Min = 2)]
     public int VarianceSamples { get; init; } = 64;
 }
 
 public static class Program
 {
-    public static int Main(string[] args) => Lab.Run<Args>(args, "01-policy-gradient", "REINFORCE on a+b=: the policy gradient, with and without a baseline", Train);
+    public static int Main(string[] args) => Lab.Run<Args>(args, "01-policy-gradient",
+        "REINFORCE on a+b=: the policy gradient, with and without a baseline", Train);
 
-    /// <summary>The whole chapter: load the base, then rollout → advantages → loss → update → report, repeated.</summary>
+    /// <summary>The whole chapter: load the base, then rollout → advantages → loss → update → report,
+    /// repeated.</summary>
     public static int Train(Args args)
     {
         int steps = args.StepsOr(quickSteps: 60);
@@ -188,19 +185,23 @@ public static class Program
         foreach (var p in reference.parameters()) p.requires_grad = false;
 
         var optimizer = optim.AdamW(policy.parameters(), lr: args.LearningRate, weight_decay: args.WeightDecay);
-        var problemStream = new SplitMix64(args.Seed);                // which prompts each step; the samples use torch's generator
+        var problemStream = new SplitMix64(args.Seed);                // which prompts each step (the samples
+                                                                      // use torch's generator)
         var baseline = new RunningMean(args.BaselineDecay);
         const int P = ArithmeticTask.PromptLength, M = ArithmeticTask.MaxCompletionLength;
 
         using var log = new MetricsLog(Path.Combine(args.Out, "metrics.csv"),
             "reward", "accuracy", "well_formed", "running_mean", "loss", "kl", "entropy", "grad_norm", "length",
-            "eval_accuracy", "grad_var_none", "grad_var_baseline", "grad_var_ratio", "baseline_optimal", "grad_var_optimal");
-        // Every held-out evaluation samples with the book's fixed seed: base and trained policy face the same random
-        // numbers, so their difference is not sampling noise.
-        var baseEval = BaseModel.Evaluate(policy, task.Eval, temperature: 1, generator: new Generator(BaseModel.EvalSeed));
+            "eval_accuracy", "grad_var_none", "grad_var_baseline", "grad_var_ratio", "baseline_optimal",
+            "grad_var_optimal");
+        // Every held-out evaluation samples with the book's fixed seed: base and trained policy face the same
+        // random numbers, so their difference is not sampling noise.
+        var baseEval = BaseModel.Evaluate(policy, task.Eval, temperature: 1,
+            generator: new Generator(BaseModel.EvalSeed));
         var baseGreedy = BaseModel.Evaluate(policy, task.Eval, temperature: 0);
         log.Add(0, ("eval_accuracy", baseEval.Accuracy));
-        Lab.Print($"base model: held-out sampled accuracy {Lab.Fmt(baseEval.Accuracy)} (T = 1), greedy {Lab.Fmt(baseGreedy.Accuracy)}");
+        Lab.Print($"base model: held-out sampled accuracy {Lab.Fmt(baseEval.Accuracy)} (T = 1), " +
+                  $"greedy {Lab.Fmt(baseGreedy.Accuracy)}");
 
         var final = baseEval;
         var clock = Stopwatch.StartNew();
@@ -211,35 +212,58 @@ public static class Program
                 using var scope = NewDisposeScope();   // TorchSharp: this step's tensors are freed at its end
                 // ─── 1. rollout: N prompts, one completion each, sampled from π_θ at T = 1 ───────────
                 var problems = ArithmeticTask.Sample(task.Train, args.BatchSize, problemStream);
-                var rollout = Rollouts.Generate(policy, ArithmeticTask.EncodePrompts(problems), M);   // (N, P + M) tokens
-                var mask = rollout.CompletionMask;                                                   // (N, M): 1 through the first <eos>
-                var rewards = ArithmeticTask.Rewards(problems, rollout.Completions, args.FormatBonus); // (N): R_i, from the rule
+                var rollout = Rollouts.Generate(policy, ArithmeticTask.EncodePrompts(problems), M);
+                var sequences = rollout.Sequences;                            // (N, P + M): prompt, then completion
+                var mask = rollout.CompletionMask;                            // (N, M): 1 through the first <eos>
+                var rewards = ArithmeticTask.Rewards(problems, rollout.Completions, args.FormatBonus); // (N): R_i
 
                 // ─── 2. advantages: R_i − b, with b from past steps only ─────────────────────────────
                 double b = baseline.Value;                                    // 0 before the first step
-                var advantages = PolicyGradient.Advantages(rewards, args.Baseline == BaselineKind.RunningMean ? b : 0.0); // (N)
+                var advantages = PolicyGradient.Advantages(rewards,
+                    args.Baseline == BaselineKind.RunningMean ? b : 0.0);     // (N)
 
                 // ─── 3. loss: −mean_i (R_i − b) log π_θ(τ_i) ─────────────────────────────────────────
+                // First log π_θ(a_t|s_t) of every sampled token, from one forward pass over whole sequences.
+                // A row of L = P + M tokens holds the prompt at positions 0 … P − 1 and the completion at
+                // P … L − 1. The model is causal and was trained to predict the next token: its output at
+                // position j has seen tokens 0 … j and is the distribution of token j + 1. Completion token
+                // a_t sits at position P + t; its state s_t is the prefix 0 … P + t − 1, which ends at
+                // position P − 1 + t. So π_θ(·|s_t) is read one position before a_t, and the logits at
+                // positions P − 1 … L − 2 predict the completion tokens at P … L − 1. (Read one position off,
+                // the loss would train on the wrong tokens and nothing would crash.) log_softmax turns each
+                // position's logits into log-probabilities over the vocabulary; gather picks, at each
+                // position, the entry of the token that was actually sampled.
+                //
+                // Rollouts.Score and Rollouts.TokenLogProbs (shared/MinRL/Rollouts.cs) do exactly this at their
+                // default temperature, 1: the KL and the per-sample scores below, and every later chapter, call
+                // them.
                 policy.train();
-                var scored = Rollouts.Score(policy, rollout.Sequences, P);    // one forward pass: log π(a_t|s_t) and the logits
-                var tokenLogp = scored.LogProbs;                               // (N, M)
+                long L = sequences.shape[1];                                  // P + M
+                var hidden = policy.Hidden(sequences);                        // (N, L, C): the trunk's output
+                var logits = policy.Logits(hidden.narrow(1, P - 1, L - P));   // (N, M, V): positions P − 1 … L − 2
+                var actions = sequences.narrow(1, P, L - P).unsqueeze(-1);    // (N, M, 1): a_t, positions P … L − 1
+                var tokenLogp = logits.log_softmax(-1).gather(2, actions).squeeze(-1);  // (N, M): log π_θ(a_t|s_t)
                 var loss = PolicyGradient.Loss(tokenLogp, mask, advantages);  // scalar
                 Lab.CheckFinite(loss, "loss", step);
 
                 // (measurement only) the gradient's variance with and without b, on these same samples,
-                // at the parameters that drew them. It draws no random numbers and changes no weights or
-                // gradients, so turning it on or off leaves the run bit-identical.
+                // at the parameters that drew them: the per-sample scores s_i of the first n samples, then
+                // tr Cov[g] with g_i = c_i s_i for c_i = R_i, R_i − b and R_i − b* (GradientVariance,
+                // OptimalBaseline). It draws no random numbers and changes no weights or gradients, so
+                // turning it on or off leaves the run bit-identical.
                 var variance = new List<(string, double)>();
                 if (args.VarianceEvery > 0 && (step == 1 || step % args.VarianceEvery == 0))
                 {
-                    var rows = Enumerable.Range(0, varianceSamples).ToArray();  // prompts are i.i.d.: the first n are a random subset
-                    var scores = PolicyGradient.PerSampleScores(policy, rollout, rows);                   // (n, D): ∇ log π(τ_i)
-                    var r = rewards.narrow(0, 0, varianceSamples).to_type(float64);                  // (n)
+                    var rows = Enumerable.Range(0, varianceSamples).ToArray();  // prompts are i.i.d.: the first
+                                                                                // n are a random subset
+                    var scores = PolicyGradient.PerSampleScores(policy, rollout, rows);  // (n, D): ∇ log π(τ_i)
+                    var r = rewards.narrow(0, 0, varianceSamples).to_type(float64);     // (n)
                     double bStar = PolicyGradient.OptimalBaseline(scores, r);
-                    double varNone = PolicyGradient.GradientVariance(scores, r);                          // coefficients R_i
-                    double varBase = PolicyGradient.GradientVariance(scores, r - b);                      // coefficients R_i − b
-                    double varOpt = PolicyGradient.GradientVariance(scores, r - bStar);                   // coefficients R_i − b*
-                    variance = [("grad_var_none", varNone), ("grad_var_baseline", varBase), ("grad_var_ratio", varBase / varNone),
+                    double varNone = PolicyGradient.GradientVariance(scores, r);         // coefficients R_i
+                    double varBase = PolicyGradient.GradientVariance(scores, r - b);     // coefficients R_i − b
+                    double varOpt = PolicyGradient.GradientVariance(scores, r - bStar);  // coefficients R_i − b*
+                    variance = [("grad_var_none", varNone), ("grad_var_baseline", varBase),
+                                ("grad_var_ratio", varBase / varNone),
                                 ("baseline_optimal", bStar), ("grad_var_optimal", varOpt)];
                 }
 
@@ -249,7 +273,8 @@ public static class Program
                 double gradNorm = Grad.ClipNorm(policy.parameters(), args.MaxGradNorm);   // the norm before clipping
                 optimizer.step();
                 double meanReward = rewards.mean().item<float>();
-                baseline.Update(meanReward);                                  // after use: b never sees the rewards it is subtracted from
+                baseline.Update(meanReward);                                  // after use: b never sees the
+                                                                              // rewards it is subtracted from
 
                 // ─── 5. report ───────────────────────────────────────────────────────────────────────
                 double kl, entropy, length;
@@ -259,9 +284,9 @@ public static class Program
                     // (an unbiased, non-negative estimate of that position's KL), summed over the completion's
                     // tokens — by the chain rule of KL the sum estimates the KL between the two distributions
                     // over whole completions.
-                    var refLogp = Rollouts.TokenLogProbs(reference, rollout.Sequences, P);                // (N, M)
+                    var refLogp = Rollouts.TokenLogProbs(reference, sequences, P);                       // (N, M)
                     kl = PolicyGradient.SequenceKl(tokenLogp.detach(), refLogp, mask).mean().item<float>();
-                    entropy = Rollouts.MaskedMean(scored.Entropy(), mask).item<float>();                  // nats per token
+                    entropy = Rollouts.MaskedMean(Rollouts.Entropy(logits), mask).item<float>();          // nats/token
                     length = rollout.Lengths.to_type(float32).mean().item<float>();
                 }
                 var batch = ArithmeticTask.Measure(problems, rollout.Completions);
@@ -273,8 +298,10 @@ public static class Program
                 };
                 if (step == steps || args.EvalEvery > 0 && step % args.EvalEvery == 0)
                 {
-                    // The gold metric, on the same random numbers as the base model's (the last one is the final score).
-                    final = BaseModel.Evaluate(policy, task.Eval, temperature: 1, generator: new Generator(BaseModel.EvalSeed));
+                    // The gold metric, on the same random numbers as the base model's (the last one is the
+                    // final score).
+                    final = BaseModel.Evaluate(policy, task.Eval, temperature: 1,
+                        generator: new Generator(BaseModel.EvalSeed));
                     metrics.Add(("eval_accuracy", final.Accuracy));
                 }
                 metrics.AddRange(variance);
@@ -285,14 +312,16 @@ public static class Program
         double trainSeconds = clock.Elapsed.TotalSeconds;
 
         var finalGreedy = BaseModel.Evaluate(policy, task.Eval, temperature: 0);
-        // Same generator seed and batch as the final evaluation: the KL is measured on the very samples that were scored.
+        // Same generator seed and batch as the final evaluation: the KL is measured on the very samples that
+        // were scored.
         double finalKl = Kl.HeldOut(policy, reference, task.Eval, new Generator(BaseModel.EvalSeed));
 
-        var plot = new SvgPlot($"01-policy-gradient — REINFORCE, baseline {BaselineName(args.Baseline)}, seed {args.Seed}") { Smoothing = 0.9 };
+        var plot = new SvgPlot($"01-policy-gradient — REINFORCE, baseline {BaselineName(args.Baseline)}, " +
+                               $"seed {args.Seed}") { Smoothing = 0.9 };
         // Dense per-step metrics are drawn smoothed; the sparse ones (every k steps) as dots, unsmoothed.
         plot.Add("held-out accuracy (T = 1)", log.Dots("eval_accuracy")).HLine(baseEval.Accuracy, "base");
-        plot.Add("reward (batch) and baselines", log.Series("reward"), log.Series("running_mean", label: "running mean b"),
-            log.Dots("baseline_optimal", "b* (min. variance)"));
+        plot.Add("reward (batch) and baselines", log.Series("reward"),
+            log.Series("running_mean", label: "running mean b"), log.Dots("baseline_optimal", "b* (min. variance)"));
         plot.Add("KL to base (nats / completion)", log.Series("kl"));
         plot.Add("entropy (nats / token)", log.Series("entropy"));
         plot.Add("gradient norm", log.Series("grad_norm"));
@@ -301,7 +330,8 @@ public static class Program
         plot.Write(Path.Combine(args.Out, "curves.svg"));
 
         var (ratios, at) = (log.Column("grad_var_ratio"), log.Column("step"));
-        var varRatios = Enumerable.Range(0, ratios.Length).Where(i => at[i] > 1 && double.IsFinite(ratios[i]))   // at step 1, b = 0: ratio 1
+        var varRatios = Enumerable.Range(0, ratios.Length)
+            .Where(i => at[i] > 1 && double.IsFinite(ratios[i]))      // at step 1, b = 0: ratio 1
             .Select(i => ratios[i]).Order().ToArray();
         Lab.Finish(new RunSummary
         {
@@ -380,14 +410,15 @@ public static class PolicyGradient
         foreach (int i in rows)
         {
             using var scope = NewDisposeScope();                            // TorchSharp: frees this sample's graph
-            var sequence = rollout.Sequences.narrow(0, i, 1);                                   // (1, P + M)
-            var mask = rollout.CompletionMask.narrow(0, i, 1);                                  // (1, M)
-            var logp = SequenceLogProbs(Rollouts.TokenLogProbs(policy, sequence, rollout.PromptLength), mask).sum(); // scalar
-            var grads = autograd.grad([logp], parameters);                                      // ∂ log π(τ_i) / ∂ each parameter
+            var sequence = rollout.Sequences.narrow(0, i, 1);                          // (1, P + M)
+            var mask = rollout.CompletionMask.narrow(0, i, 1);                         // (1, M)
+            var tokenLogp = Rollouts.TokenLogProbs(policy, sequence, rollout.PromptLength);   // (1, M)
+            var logp = SequenceLogProbs(tokenLogp, mask).sum();                        // scalar: log π(τ_i)
+            var grads = autograd.grad([logp], parameters);                             // ∂ log π(τ_i) / ∂ θ_k
             scores.Add(cat(grads.Select(g => g.reshape(-1)).ToList(), 0).to_type(float64)
-                .MoveToOuterDisposeScope());                                                    // (D), kept
+                .MoveToOuterDisposeScope());                                           // (D), kept
         }
-        return stack(scores);                                                                   // (n, D)
+        return stack(scores);                                                          // (n, D)
     }
 
     /// <summary>
@@ -416,13 +447,20 @@ public static class PolicyGradient
     }
 
     /// <summary>
-    /// The constant baseline with the smallest variance (Greensmith, Bartlett &amp; Baxter 2004, §3):
+    /// The constant baseline with the smallest variance (Greensmith, Bartlett &amp; Baxter 2004, §3). Write
+    /// s = ∇ log π(τ) (the "score"; E[s] = 0 by the argument of the file header). The per-sample estimate
+    /// g = (R − b) s has
     ///
-    ///     tr Cov[(R − b) s] = E[(R − b)² ‖s‖²] − ‖∇J‖²  is a parabola in b, lowest at  b* = E[R ‖s‖²] / E[‖s‖²],
+    ///     tr Cov[g] = E[(R − b)² ‖s‖²] − ‖∇J‖²,
+    ///
+    /// and only the first term depends on b: a parabola in b, lowest at
+    ///
+    ///     b* = E[R ‖s‖²] / E[‖s‖²],
     ///
     /// estimated here by sample averages over the given per-sample scores s_i and rewards R_i. It is the
     /// average reward weighted by how large each sample's gradient is: when the samples with low reward have
-    /// the large gradients, b* sits below the plain average reward.
+    /// the large gradients, b* sits below the plain average reward, and the plain average — the running mean —
+    /// can give more variance than no baseline at all.
     /// </summary>
     /// <param name="scores">(n, D) per-sample score vectors.</param>
     /// <param name="rewards">(n) their rewards.</param>
@@ -450,7 +488,9 @@ public sealed class RunningMean(double decay)
     private int _count;
 
     /// <summary>β, the weight of the past.</summary>
-    public double Decay { get; } = decay is >= 0 and < 1 ? decay : throw new ArgumentOutOfRangeException(nameof(decay), decay, "RunningMean: decay must be in [0, 1)");
+    public double Decay { get; } = decay is >= 0 and < 1
+        ? decay
+        : throw new ArgumentOutOfRangeException(nameof(decay), decay, "RunningMean: decay must be in [0, 1)");
 
     /// <summary>The bias-corrected mean: the baseline b (0 before the first update).</summary>
     public double Value => _count == 0 ? 0.0 : _m / (1 - Math.Pow(Decay, _count));
