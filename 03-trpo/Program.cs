@@ -47,95 +47,31 @@
 // the mean over visited states standing in for the theorem's max (the paper's practical choice). Here a
 // state is a prompt plus a completion prefix, so "visited states" are the batch's real completion tokens.
 //
-// ─── The step: natural gradient, sized to the trust region ───────────────────────────────────────────
+// ─── How TRPO solves it ──────────────────────────────────────────────────────────────────────────────
 //
-// Expand both around θ_old, Δ = θ − θ_old:
+// Approximately, with three pieces, each derived above the function that implements it:
 //
-//     L(θ_old + Δ) ≈ L(θ_old) + gᵀΔ
-//     D̄_KL(θ_old + Δ) ≈ ½ ΔᵀFΔ         (the KL is 0 at θ_old and so is its gradient — θ_old is its minimum —
-//                                        so the first term that survives is the quadratic one; its
-//                                        Hessian F is the Fisher information matrix, see below)
+//   * the natural step (Trpo.NaturalGradientStep): L linearised, the KL taken to second order, ½ΔᵀFΔ with F the
+//     Fisher information matrix; the best step of that model is the natural gradient direction x = F⁻¹g scaled
+//     to the boundary, Δ = sqrt(2δ / xᵀFx) · x. It does not depend on the scale of g: δ, in nats, replaces the
+//     learning rate;
+//   * x without F (Trpo.ConjugateGradient, Trpo.FisherVectorProduct): conjugate gradient needs only products
+//     v ↦ Fv, and each is two backward passes through the mean KL;
+//   * a check (Trpo.BacktrackingLineSearch): the quadratic model can be wrong, so the step is shrunk until the
+//     KL, measured exactly, is within δ and the surrogate has improved.
 //
-// Maximising gᵀΔ subject to ½ΔᵀFΔ = δ (Lagrange: g = βFΔ) gives the natural gradient direction F⁻¹g
-// (Amari 1998; Kakade 2002), scaled to the boundary:
+// ─── The loop (Program.Train), in the order it runs ──────────────────────────────────────────────────
 //
-//     Δ = sqrt(2δ / xᵀFx) · x,    x = F⁻¹g,         predicted gain gᵀΔ = sqrt(2δ · gᵀF⁻¹g).
-//
-// The step does not depend on the scale of g (double g and x doubles, the square root halves): the
-// advantages' units drop out. That is why TRPO needs no learning rate — δ replaces it, in nats.
-//
-// ─── Conjugate gradient: F⁻¹g without F ──────────────────────────────────────────────────────────────
-//
-// TinyGpt has n ≈ 103k parameters; F is n × n (40 GB in float32) and is never built. Conjugate gradient
-// (Hestenes & Stiefel 1952) solves Fx = g using only products v ↦ Fv: after k iterations x is the best
-// solution in the Krylov space span{g, Fg, …, F^{k−1}g} (best in the F-norm), so a few products already
-// capture the directions of largest curvature, which are the ones that matter for the KL. Spinning Up runs
-// 10 iterations from x = 0; we run 20, because here the later iterations are the ones that pay (Measured, below). F estimated from a batch is singular (its rank is at most the number of states
-// times vocab − 1), so CG solves the damped system (F + λI)x = g, λ = 0.1: in directions the batch says
-// nothing about, the step falls back to a plain gradient step of size g/λ.
-//
-// ─── The Fisher-vector product, by double backward ───────────────────────────────────────────────────
-//
-// At one state let z be the logits, p = softmax(z) the policy, p_old the (constant) old policy, and J = ∂z/∂θ:
-//
-//     KL = Σ_a p_old,a (log p_old,a − log p_a)
-//     ∂KL/∂z = p − p_old                    so  ∇_θ KL  = Jᵀ(p − p_old)
-//     ∂²KL/∂z² = diag(p) − ppᵀ =: M_p       so  ∇²_θ KL = JᵀM_pJ + Σ_a (p − p_old)_a ∇²_θ z_a.
-//
-// At θ_old, p = p_old and the second term vanishes: the Hessian of the KL is exactly the Gauss–Newton
-// matrix JᵀM_pJ, and that is the Fisher, because M_p = Σ_a p_a (e_a − p)(e_a − p)ᵀ and ∂ log p_a/∂z = e_a − p:
-//
-//     JᵀM_pJ = Σ_a p_a ∇_θ log p_a ∇_θ log p_aᵀ = E_{a∼π} [ ∇ log π(a|s) ∇ log π(a|s)ᵀ ] = F(s).
-//
-// So Fv is a Hessian-vector product of D̄_KL, which reverse mode gives for the price of two backward passes
-// (Pearlmutter 1994): take ∇_θ D̄_KL with create_graph: true — the gradient, itself recorded as a function
-// of θ (it is 0 at θ_old, but its derivative is not) — dot it with the constant v, and differentiate again:
-//
-//     Fv = ∇_θ ( (∇_θ D̄_KL)ᵀ v ),        then  + λv  for the damping.
-//
-// The first gradient's graph is built once per update and reused by all 21 products (20 CG iterations and
-// xᵀFx). Each product costs about three forward-backward passes: it also differentiates the second term
-// above, which is zero at θ_old — work a forward-mode Jacobian-vector product (the exact Gauss–Newton form
-// JᵀM_p(Jv)) would skip, but MinTorch, like TorchSharp, has no forward mode. The tests build F column by
-// column for a 300-parameter TinyGpt from the definition above and check the product against it.
-//
-// Products on a subsample. The Fisher only has to be a good enough metric, so — as the TRPO paper does
-// (its appendix C: 10% of the data) — the products use the first --fisher-fraction of the batch (the
-// batch's order is random). The gradient g uses every completion.
-//
-// ─── Line search, and the npg switch ─────────────────────────────────────────────────────────────────
-//
-// The quadratic model can be wrong — the true KL of Δ can exceed δ, or L can fail to improve (the linear
-// model overshoots). So TRPO tries θ_old + 0.8^j Δ for j = 0, 1, …, 9 and takes the first with D̄_KL ≤ δ
-// *and* L(θ) > L(θ_old), both measured exactly — on the first quarter of the batch (--line-search-fraction: each
-// try is a forward pass, and 512 completions measure a mean KL well enough); if none qualifies, it keeps θ_old. With --npg
-// the full step is taken unchecked: that is Kakade's natural policy gradient with an adaptive step size
-// (Spinning Up's algo='npg'), and the logged KL shows how far it overshoots.
-//
-// ─── Advantages ──────────────────────────────────────────────────────────────────────────────────────
-//
-// The reward arrives once, at the end, and there is no discount, so the return from every token of
-// completion i is its reward R_i: a Monte Carlo estimate of Q(s_t, a_t). Every token of completion i gets
-// the same advantage,
-//
-//     Â_i = R_i − b,        b = 0 (the default)   or   b = (1/N) Σ_j R_j   (--baseline batch-mean).
-//
-// A baseline that does not depend on the action leaves the gradient unbiased (chapter 1). TRPO's step
-// ignores the advantages' *scale* (above), but not their *offset*: b changes the direction of g. Chapter 1
-// measured why the obvious b, the mean reward, is the wrong one on this task: a wrong answer is an unlikely
-// sample with a large score ‖∇ log π(τ)‖, a right one a confident sample with a small one, so the
-// variance-minimising constant b* = E[R‖s‖²]/E[‖s‖²] sits near 0, and the mean reward raises the variance.
-// TRPO agrees (measured here, seed 1, 20 updates): b = 0 gained +21.7 and +18.2 points at δ = 0.05 and 0.1,
-// the batch mean +20.5 and +15.8. With b = 0 and 0/1 rewards, g = (1/N) Σ_{correct i} ∇ log π(τ_i): the
-// natural step raises the likelihood of the batch's correct completions, as far as the trust region allows.
-// (The batch mean contains R_i itself, a 1/N bias that the leave-one-out mean avoids — but that is
-// N/(N−1) · Â_i, and TRPO's step ignores the scale, so the two give the very same step. Spinning Up also
-// divides by the standard deviation; for TRPO that only changes the units the surrogate is reported in —
-// we keep reward units, so the surrogate gain reads as a predicted change of the mean reward.) The paper
-// fits a value-function baseline instead; chapter 2 does that, and this chapter keeps to the step. The
-// price is variance: measured here, on a batch of 256 the step's surrogate gain on its own batch was ~7× its
-// gain on a fresh batch from the same policy — most of what one batch "wants" is noise — so TRPO needs
-// large batches, and each step is expensive.
+//   1. rollout       --batch-size fresh problems, one completion each, from π_old = the current policy, at T = 1
+//   2. advantages    Â_i = R_i − b for every token of completion i, b = 0 by default (Trpo.Advantages)
+//   3. gradient      g = ∇_θ L(θ_old), the policy gradient, over the whole batch in micro-batches
+//   4. natural step  x ≈ (F + λI)⁻¹g by --cg-iters CG iterations on Fisher-vector products over the first
+//                    --fisher-fraction of the batch, then Δ = sqrt(2δ / xᵀFx) · x
+//   5. line search   the first θ_old + 0.8^j Δ, j = 0 … 9, with D̄_KL ≤ δ and L improved, both measured on the
+//                    first --line-search-fraction of the batch; if none qualifies, θ_old is kept. With --npg the
+//                    full step is taken unchecked: Kakade's natural policy gradient with an adaptive step size
+//                    (Spinning Up's algo='npg'), and the logged KL shows how far it overshoots
+//   6. report        the metrics below; every --eval-every updates, held-out accuracy
 //
 // ─── What to watch ───────────────────────────────────────────────────────────────────────────────────
 //
@@ -145,53 +81,14 @@
 // after CG, relative to ‖g‖. accuracy — the batch's; eval_accuracy — the 512 held-out problems at T = 1.
 // kl_ref — KL(π_old ‖ π_base) per completion (exact per token, summed), on the Fisher's 128 completions.
 //
-// ─── Measured (2026-11-22, the kit-3 base, 2 cores) ─────────────────────────────────────────────────
+// ─── What was found ──────────────────────────────────────────────────────────────────────────────────
 //
-// On TorchSharp, the default engine (libtorch 2.10, 1 thread; 2026-12-03, seeds 1 / 2 / 3, `dotnet run -c Release
-// --project compare -- --seed N`): accuracy 0.223 → 0.592 / 0.600 / 0.615, KL 1.09 / 1.15 / 1.13 nats, 45–50 s. The
-// numbers that follow were measured on MinTorch (`-p:Engine=MinTorch`), which trains its own base model from the
-// same seed.
+// In 25 updates the default run takes held-out accuracy from 0.223 to 0.59–0.62 on TorchSharp, and from 0.252 to
+// 0.56–0.58 on MinTorch (three seeds each). What mattered most was conjugate gradient: with Spinning Up's 10
+// iterations instead of 20 (and the line search on the whole batch), the same 25 updates gained 22.5–23.2 points
+// instead of 31–33.
 //
-// `dotnet run -c Release --project 03-trpo -- --seed S` with the defaults (25 updates of 2048 completions,
-// δ 0.05, λ 0.1, 20 CG iterations, Fisher on 128, line search on 512, b = 0). Held-out sampled accuracy
-// (T = 1, 512 problems, the same draws for base and trained model):
-//
-//     seed   base → final            KL to base   backtracks/update   rejected   CPU (user+sys)
-//     1      0.252 → 0.564 (+31.2)   1.21 nats    3.92                0          73.1 s (--threads 1)
-//     2      0.252 → 0.578 (+32.6)   0.91 nats    3.68                0          73.2 s (--threads 1)
-//     3      0.252 → 0.566 (+31.4)   0.95 nats    4.04                0          73.0 s (--threads 1)
-//
-// The default run itself (both cores, bit for bit the --threads 1 run) took 41.3 / 42.6 / 42.6 s wall for
-// seeds 1 / 2 / 3 on 2 quiet cores (`dotnet run -c Release --project compare -- --seed S`, 2026-11-22).
-//
-// What mattered was conjugate gradient. With Spinning Up's 10 iterations (and the line search on the whole
-// batch) the same 25 updates gained only +22.5 / +22.9 / +23.2 points on seeds 1–3 (KL to base 0.63–0.65 nats,
-// 2.3–2.6 backtracks an update, ~64 CPU-s); the steps looked noise-bound. But they were not short of signal,
-// they were short of solve: at update 10 (seed 1) held-out accuracy was 0.303 after 3 CG iterations (Fisher
-// on 64; 0.320 at update 20), 0.365 after 10, 0.453 after 20, 0.480 after 40; a Fisher on 512 completions
-// with 10 iterations gave 0.438. The first Krylov directions are the plain gradient's — 3 iterations is nearly
-// steepest ascent under a KL budget, and it learns least; the later ones reach the directions of small
-// curvature, cheap in KL — our reading: that is where the policy can move. The more exact step also overshoots the
-// trust region further (3.7–4.3 backtracks an update with 20 iterations: the step taken is ~0.8⁴ ≈ 0.4 of
-// the full one), and the line search is what keeps it safe. 20 iterations with the line search on the whole
-// batch: +30.1 after 20 updates (seed 1, 72 CPU-s), +33.8 / +34.0 after 25 (seeds 2, 3, 91.6 CPU-s) — too slow for the
-// 60 s budget; the line search on 512 completions (each try a quarter of the price) brought 25 updates to 73
-// CPU-s for +31 to +33. The line search on 512 with 5 CG iterations: +16.2 after 40 updates (seed 1, 58 CPU-s).
-//
-// What else was tried (seed 1, in points, all at 10 CG iterations unless said): δ 0.03 / 0.05 / 0.1 → +19.7 /
-// +21.7 / +18.2 after 20 updates; λ = 1 → +21.5; λ = 0.01 with 20 iterations → the same as λ = 0.1 (0.451 vs
-// 0.453 at update 10); 1024 completions × 50 updates, δ 0.03, 5 iterations, Fisher on 128 → +17.4 (63 CPU-s);
-// 1024 × 40 → +18 (2048 × 20: +20.5, both with the batch-mean baseline); eight completions per prompt with
-// their mean as the baseline (the idea of the paper's "vine" sampling) → +16.6; 4096 × 12 with the Fisher on
-// 128, δ 0.1 → +15.4. Per completion sampled, TRPO still learns more slowly than REINFORCE (chapter 1, previous
-// base: +44 to +47 points from 64k completions; here +31 to +33 from 51k), at several times the compute per
-// completion: the trust region buys steps that cannot collapse the policy (chapter 1's lr 1e-3 did). The
-// issue's bar for this chapter, +30 points in 60 s: met, +31.2 to +32.6 on three seeds, 41–43 s wall.
-//
-// --npg (seed 1, measured with 10 CG iterations and the whole-batch line search): the full step's KL is
-// 0.10–0.16 per token, 2–3× δ, every update; it still learns, +19.1 (KL 0.77 nats to the base), for 54
-// CPU-seconds instead of 66. With --quick's 256 completions and the Fisher on 16 of them, the full step's KL
-// is ≈ 1.1 and three updates take accuracy to 0.02: the line search is what makes small batches safe.
+// Results, experiments and curves: docs/03-trpo.md
 using System.Diagnostics;
 using MinRL;
 using TorchSharp;
@@ -203,46 +100,53 @@ namespace Trpo;
 /// <summary>The chapter's hyper-parameters: one command-line option each (<c>--delta 0.02</c>).</summary>
 public sealed record Args : LabArgs
 {
-    [Help("TRPO updates, each on a fresh batch; 25 so that the default run fits in 60 s on 2 cores (≈ 2.9 CPU-seconds an update with --threads 1, measured here: 25 updates gained +31.2 / +32.6 / +31.4 points on seeds 1–3)", Min = 1)]
+    [Help("TRPO updates, each on a fresh batch (25 fit the default run in 60 s on 2 cores)", Min = 1)]
     public override int Steps { get; init; } = 25;
 
-    [Help("completions sampled per update, one per prompt; measured here (batch-mean baseline): 1024 × 40 updates learned what 2048 × 20 did (+18 vs +20 points) with more backtracks (4.3 vs 2.6 an update)", Min = 2)]
+    [Help("completions sampled per update, one per prompt", Min = 2)]
     public int BatchSize { get; init; } = 2048;
 
-    [Help("share of the batch the Fisher-vector products use (TRPO paper, appendix C: 0.1); 1/16 = 128 completions (a Fisher on 512 with 10 CG iterations learned less per CPU-second than 128 with 20, measured here)", Min = 0, Max = 1)]
+    [Help("share of the batch the Fisher-vector products use, 1/16 = 128 completions " +
+          "(the TRPO paper, appendix C: 0.1)", Min = 0, Max = 1)]
     public double FisherFraction { get; init; } = 0.0625;
 
-    [Help("share of the batch the line search measures D̄_KL and the surrogate gain on (the first completions; 1 = the whole batch); 1/4 = 512 completions, measured here (seed 1, 20 CG iterations): 25 updates in 73 CPU-s for +31.2 points, against 20 updates in 72 CPU-s for +30.1 with the whole batch", Min = 0, Max = 1)]
+    [Help("share of the batch, its first completions, on which the line search measures D̄_KL and the surrogate " +
+          "gain, 1/4 = 512 completions (1 = the whole batch)", Min = 0, Max = 1)]
     public double LineSearchFraction { get; init; } = 0.25;
 
-    [Help("δ, the trust region: the largest mean per-token KL(π_old ‖ π_θ) a step may take; Spinning Up's 0.01; measured here (seed 1, 20 updates, 10 CG iterations): δ 0.03 / 0.05 / 0.1 gained +19.7 / +21.7 / +18.2 points; with the defaults (20 CG iterations, 25 updates) δ 0.01 gains +30.3, 0.05 +31.2", Min = 0)]
+    [Help("δ, the trust region: the largest mean per-token KL(π_old ‖ π_θ) a step may take (Spinning Up: 0.01)",
+          Min = 0)]
     public double Delta { get; init; } = 0.05;
 
-    [Help("λ, the damping of the Fisher: CG solves (F + λI)x = g; Spinning Up's 0.1 (λ = 1 measured the same here: +21.5 vs +21.7 points, seed 1, 20 updates)", Min = 0)]
+    [Help("λ, the damping of the Fisher: CG solves (F + λI)x = g (Spinning Up: 0.1)", Min = 0)]
     public double Damping { get; init; } = 0.1;
 
-    [Help("conjugate-gradient iterations per update; Spinning Up's 10; measured here (seed 1, held-out accuracy after 10 updates): 3 (Fisher on 64) / 10 / 20 / 40 iterations → 0.303 / 0.365 / 0.453 / 0.480, so 20 (see the header)", Min = 1)]
+    [Help("conjugate-gradient iterations per update (Spinning Up: 10; why 20 here: docs/03-trpo.md)", Min = 1)]
     public int CgIters { get; init; } = 20;
 
-    [Help("backtracking line search: each try shrinks the step by this factor; Spinning Up's 0.8", Min = 0, Max = 1)]
+    [Help("backtracking line search: each try shrinks the step by this factor (Spinning Up: 0.8)", Min = 0, Max = 1)]
     public double BacktrackCoef { get; init; } = 0.8;
 
-    [Help("backtracking line search: tries before the step is rejected and θ_old kept; Spinning Up's 10", Min = 1)]
+    [Help("backtracking line search: tries before the step is rejected and θ_old kept (Spinning Up: 10)", Min = 1)]
     public int BacktrackIters { get; init; } = 10;
 
-    [Help("natural policy gradient instead of TRPO: the full step sqrt(2δ/xᵀFx)·x, no line search (Spinning Up's algo='npg')")]
+    [Help("natural policy gradient instead of TRPO: the full step sqrt(2δ/xᵀFx)·x, no line search " +
+          "(Spinning Up's algo='npg')")]
     public bool Npg { get; init; }
 
-    [Help("the baseline b in Â = R − b: none (b = 0) or the batch's mean reward; measured here (seed 1, 20 updates, δ 0.05 / 0.1): none +21.7 / +18.2 points, batch-mean +20.5 / +15.8 (chapter 1 explains why, see the header)")]
+    [Help("the baseline b in Â = R − b: none (b = 0) or the batch's mean reward")]
     public BaselineKind Baseline { get; init; } = BaselineKind.None;
 
-    [Help("reward bonus for a well-formed answer, right or wrong (DeepSeek-R1's format reward); 0 = the rule alone", Min = 0)]
+    [Help("reward bonus for a well-formed answer, right or wrong, 0 = the rule alone (DeepSeek-R1's format reward)",
+          Min = 0)]
     public double FormatBonus { get; init; } = 0.0;
 
-    [Help("completions per forward-backward pass when computing g (memory only: the result is the same up to float rounding)", Min = 1)]
+    [Help("completions per forward-backward pass when computing g (memory only: the result is the same up to " +
+          "float rounding)", Min = 1)]
     public int MicroBatch { get; init; } = 512;
 
-    [Help("evaluate sampled accuracy (T = 1) on the 512 held-out problems every this many updates (0 = only at the start and end)", Min = 0)]
+    [Help("evaluate sampled accuracy (T = 1) on the 512 held-out problems every this many updates " +
+          "(0 = only at the start and end)", Min = 0)]
     public int EvalEvery { get; init; } = 5;
 }
 
@@ -259,10 +163,30 @@ public enum BaselineKind
 /// gradient, the natural step and the line search (the tests pin each one).</summary>
 public static class Trpo
 {
-    /// <summary>
-    /// Â_i = R_i − b for each completion: (N) → (N), b = the batch's mean reward or 0. Every token of
-    /// completion i gets Â_i (see the header: the reward-to-go of every token is R_i).
-    /// </summary>
+    // ─── Advantages ─────────────────────────────────────────────────────────────────────────────────────
+    //
+    // The reward arrives once, at the end, and there is no discount, so the return from every token of
+    // completion i is its reward R_i: a Monte Carlo estimate of Q(s_t, a_t). Every token of completion i gets
+    // the same advantage,
+    //
+    //     Â_i = R_i − b,        b = 0 (the default)   or   b = (1/N) Σ_j R_j   (--baseline batch-mean).
+    //
+    // A baseline that does not depend on the action leaves the gradient unbiased (chapter 1). TRPO's step
+    // ignores the advantages' *scale* (see NaturalGradientStep), but not their *offset*: b changes the direction
+    // of g. Chapter 1 measured why the obvious b, the mean reward, is the wrong one on this task: a wrong answer
+    // is an unlikely sample with a large score ‖∇ log π(τ)‖, a right one a confident sample with a small one, so
+    // the variance-minimising constant b* = E[R‖s‖²]/E[‖s‖²] sits near 0, and the mean reward raises the
+    // variance. TRPO agrees (docs/03-trpo.md). With b = 0 and 0/1 rewards, g = (1/N) Σ_{correct i} ∇ log π(τ_i):
+    // the natural step raises the likelihood of the batch's correct completions, as far as the trust region
+    // allows. (The batch mean contains R_i itself, a 1/N bias that the leave-one-out mean avoids — but that is
+    // N/(N−1) · Â_i, and TRPO's step ignores the scale, so the two give the very same step. Spinning Up also
+    // divides by the standard deviation; for TRPO that only changes the units the surrogate is reported in —
+    // we keep reward units, so the surrogate gain reads as a predicted change of the mean reward.) The paper
+    // fits a value-function baseline instead; chapter 2 does that, and this chapter keeps to the step. The
+    // price is variance: most of what one batch "wants" is noise (docs/03-trpo.md), so TRPO needs large
+    // batches, and each step is expensive.
+
+    /// <summary>Â_i = R_i − b for each completion: (N) → (N), b = the batch's mean reward or 0.</summary>
     public static Tensor Advantages(Tensor rewards, BaselineKind baseline)
         => baseline == BaselineKind.BatchMean ? rewards - rewards.mean() : rewards.clone();
 
@@ -305,14 +229,44 @@ public static class Trpo
     /// <c>parameters_to_vector</c> uses).</summary>
     public static Tensor Flat(IEnumerable<Tensor> tensors) => cat(tensors.Select(t => t.reshape(-1)).ToList());
 
+    // ─── The Fisher-vector product, by double backward ─────────────────────────────────────────────────
+    //
+    // At one state let z be the logits, p = softmax(z) the policy, p_old the (constant) old policy, and
+    // J = ∂z/∂θ:
+    //
+    //     KL = Σ_a p_old,a (log p_old,a − log p_a)
+    //     ∂KL/∂z = p − p_old                    so  ∇_θ KL  = Jᵀ(p − p_old)
+    //     ∂²KL/∂z² = diag(p) − ppᵀ =: M_p       so  ∇²_θ KL = JᵀM_pJ + Σ_a (p − p_old)_a ∇²_θ z_a.
+    //
+    // At θ_old, p = p_old and the second term vanishes: the Hessian of the KL is exactly the Gauss–Newton
+    // matrix JᵀM_pJ, and that is the Fisher, because M_p = Σ_a p_a (e_a − p)(e_a − p)ᵀ and
+    // ∂ log p_a/∂z = e_a − p:
+    //
+    //     JᵀM_pJ = Σ_a p_a ∇_θ log p_a ∇_θ log p_aᵀ = E_{a∼π} [ ∇ log π(a|s) ∇ log π(a|s)ᵀ ] = F(s).
+    //
+    // So Fv is a Hessian-vector product of D̄_KL, which reverse mode gives for the price of two backward passes
+    // (Pearlmutter 1994): take ∇_θ D̄_KL with create_graph: true — the gradient, itself recorded as a function
+    // of θ (it is 0 at θ_old, but its derivative is not) — dot it with the constant v, and differentiate again:
+    //
+    //     Fv = ∇_θ ( (∇_θ D̄_KL)ᵀ v ),        then  + λv  for the damping.
+    //
+    // The first gradient's graph is built once per update and reused by all 21 products (20 CG iterations and
+    // xᵀFx). Each product costs about three forward-backward passes: it also differentiates the second term
+    // above, which is zero at θ_old — work a forward-mode Jacobian-vector product (the exact Gauss–Newton form
+    // JᵀM_p(Jv)) would skip, but MinTorch, like TorchSharp, has no forward mode. The tests build F column by
+    // column for a 300-parameter TinyGpt from the definition above and check the product against it.
+    //
+    // Products on a subsample. The Fisher only has to be a good enough metric, so — as the TRPO paper does
+    // (its appendix C: 10% of the data) — the products use the first --fisher-fraction of the batch (the
+    // batch's order is random). The gradient g uses every completion.
+
     /// <summary>
     /// Returns v ↦ (F + λI)v, where F is the Hessian of <paramref name="meanKl"/> at the current parameters —
-    /// the Fisher, when meanKl = D̄_KL(θ_old detached, θ) is evaluated at θ = θ_old (see the header).
+    /// the Fisher, when meanKl = D̄_KL(θ_old detached, θ) is evaluated at θ = θ_old.
     /// </summary>
-    /// <remarks>The first gradient is taken once, with create_graph, so its graph (a function of θ) is built
-    /// once and every product only differentiates it again: Fv = ∇_θ((∇_θ D̄_KL)ᵀ v). The parameters must not
-    /// change while the returned function is in use.</remarks>
-    public static Func<Tensor, Tensor> FisherVectorProduct(Tensor meanKl, IReadOnlyList<Parameter> parameters, double damping)
+    /// <remarks>The parameters must not change while the returned function is in use.</remarks>
+    public static Func<Tensor, Tensor> FisherVectorProduct(Tensor meanKl, IReadOnlyList<Parameter> parameters,
+                                                           double damping)
     {
         IList<Tensor> ps = [.. parameters];
         // retain_graph: the products below differentiate this graph again and again (PyTorch keeps it by default
@@ -330,12 +284,28 @@ public static class Trpo
     /// norm of its final residual ‖b − Ax‖.</summary>
     public sealed record CgResult(Tensor X, int Iterations, double ResidualNorm);
 
+    // ─── Conjugate gradient: F⁻¹g without F ─────────────────────────────────────────────────────────────
+    //
+    // TinyGpt has n ≈ 103k parameters; F is n × n (40 GB in float32) and is never built. Conjugate gradient
+    // (Hestenes & Stiefel 1952) solves Fx = g using only products v ↦ Fv: after k iterations x is the best
+    // solution in the Krylov space span{g, Fg, …, F^{k−1}g} (best in the F-norm), so a few products already
+    // capture the directions of largest curvature, which are the ones that matter for the KL. Spinning Up runs
+    // 10 iterations from x = 0; we run 20, because here the later iterations are the ones that pay
+    // (docs/03-trpo.md). F estimated from a batch is singular (its rank is at most the number of states
+    // times vocab − 1), so CG solves the damped system (F + λI)x = g, λ = 0.1: in directions the batch says
+    // nothing about, the step falls back to a plain gradient step of size g/λ.
+    //
+    // The code is Spinning Up's cg plus one early exit: it stops once ‖r‖² ≤ 1e-10 (the residual_tol of
+    // modular_rl's and OpenAI Baselines' cg). Once the residual is ~0 there is nothing left to solve, and the
+    // next step's α = ‖r‖² / pᵀAp would divide ~0 by ~0 (exactly 0/0 when r = 0, since then p = 0 too). Spinning
+    // Up guards that division by adding 1e-8 to the denominator instead; this code has no such term.
+
     /// <summary>
-    /// Solves A x = b for a symmetric positive-definite A known only through v ↦ Av (Hestenes &amp; Stiefel
-    /// 1952), from x = 0, for at most <paramref name="iterations"/> iterations or until ‖r‖² ≤
-    /// <paramref name="residualTol"/> (modular_rl's 1e-10). Spinning Up's <c>cg</c>, line for line.
+    /// Solves A x = b for a symmetric positive-definite A known only through v ↦ Av, from x = 0, for at most
+    /// <paramref name="iterations"/> iterations or until ‖r‖² ≤ <paramref name="residualTol"/>.
     /// </summary>
-    public static CgResult ConjugateGradient(Func<Tensor, Tensor> Avp, Tensor b, int iterations, double residualTol = 1e-10)
+    public static CgResult ConjugateGradient(Func<Tensor, Tensor> Avp, Tensor b, int iterations,
+                                             double residualTol = 1e-10)
     {
         // Invariants: r = b − Ax is the residual (the negative gradient of ½xᵀAx − bᵀx), and the search
         // directions p are A-conjugate (p_iᵀ A p_j = 0 for i ≠ j), so each step's exact line minimisation never
@@ -352,7 +322,7 @@ public static class Trpo
             x = x + alpha * p;
             r = r - alpha * Ap;
             double rrNew = Dot(r, r);
-            p = r + (rrNew / rr) * p;                                           // next direction, A-conjugate to the last
+            p = r + (rrNew / rr) * p;                                           // next direction, A-conjugate
             rr = rrNew;
         }
         return new CgResult(x, k, Math.Sqrt(rr));
@@ -367,7 +337,25 @@ public static class Trpo
     /// <param name="ExpectedGain">gᵀΔ: the surrogate improvement the linear model predicts for the full step.</param>
     /// <param name="CgIterations">Iterations CG ran.</param>
     /// <param name="CgResidual">‖g − (F + λI)x‖ after CG.</param>
-    public sealed record NaturalStep(Tensor FullStep, double XFx, double ExpectedGain, int CgIterations, double CgResidual);
+    public sealed record NaturalStep(Tensor FullStep, double XFx, double ExpectedGain, int CgIterations,
+                                     double CgResidual);
+
+    // ─── The step: natural gradient, sized to the trust region ─────────────────────────────────────────
+    //
+    // Expand the surrogate and the constraint around θ_old, Δ = θ − θ_old:
+    //
+    //     L(θ_old + Δ) ≈ L(θ_old) + gᵀΔ
+    //     D̄_KL(θ_old + Δ) ≈ ½ ΔᵀFΔ         (the KL is 0 at θ_old and so is its gradient — θ_old is its minimum —
+    //                                        so the first term that survives is the quadratic one; its
+    //                                        Hessian F is the Fisher information matrix, see FisherVectorProduct)
+    //
+    // Maximising gᵀΔ subject to ½ΔᵀFΔ = δ (Lagrange: g = βFΔ) gives the natural gradient direction F⁻¹g
+    // (Amari 1998; Kakade 2002), scaled to the boundary:
+    //
+    //     Δ = sqrt(2δ / xᵀFx) · x,    x = F⁻¹g,         predicted gain gᵀΔ = sqrt(2δ · gᵀF⁻¹g).
+    //
+    // The step does not depend on the scale of g (double g and x doubles, the square root halves): the
+    // advantages' units drop out. That is why TRPO needs no learning rate — δ replaces it, in nats.
 
     /// <summary>
     /// x ≈ (F + λI)⁻¹g by <paramref name="cgIters"/> CG iterations, then Δ = sqrt(2δ / xᵀFx) · x, the step whose
@@ -376,7 +364,7 @@ public static class Trpo
     public static NaturalStep NaturalGradientStep(Func<Tensor, Tensor> fvp, Tensor g, double delta, int cgIters)
     {
         var cg = ConjugateGradient(fvp, g, cgIters);                            // x ≈ F⁻¹g
-        double xFx = Dot(cg.X, fvp(cg.X));                                      // one more product (Spinning Up does the same)
+        double xFx = Dot(cg.X, fvp(cg.X));                                      // one more product, as Spinning Up
         var fullStep = Math.Sqrt(2 * delta / xFx) * cg.X;                       // (n) ½ΔᵀFΔ = δ
         return new NaturalStep(fullStep, xFx, Dot(g, fullStep), cg.Iterations, cg.ResidualNorm);
     }
@@ -386,13 +374,22 @@ public static class Trpo
     /// of the last step tried.</summary>
     public sealed record LineSearchResult(bool Accepted, int Backtracks, double Fraction, double Kl, double Gain);
 
+    // ─── Line search ───────────────────────────────────────────────────────────────────────────────────
+    //
+    // The quadratic model can be wrong — the true KL of Δ can exceed δ, or L can fail to improve (the linear
+    // model overshoots). So TRPO tries θ_old + 0.8^j Δ for j = 0, 1, …, 9 and takes the first with D̄_KL ≤ δ
+    // *and* L(θ) > L(θ_old), both measured exactly — on the first quarter of the batch (--line-search-fraction:
+    // each try is a forward pass, and 512 completions measure a mean KL well enough); if none qualifies, it
+    // keeps θ_old.
+
     /// <summary>
     /// TRPO's backtracking line search: for j = 0 … iters − 1, try the fraction coef^j of the full step and
     /// accept the first whose measured KL is at most δ and whose surrogate gain is positive.
     /// <paramref name="tryStep"/> sets θ = θ_old + fraction·Δ and returns (D̄_KL, L(θ) − L(θ_old)); when every
     /// try fails the caller must restore θ_old.
     /// </summary>
-    public static LineSearchResult BacktrackingLineSearch(Func<double, (double kl, double gain)> tryStep, double delta, double coef, int iters)
+    public static LineSearchResult BacktrackingLineSearch(Func<double, (double kl, double gain)> tryStep,
+                                                          double delta, double coef, int iters)
     {
         double kl = double.NaN, gain = double.NaN;
         for (int j = 0; j < iters; j++)
@@ -405,11 +402,13 @@ public static class Trpo
     }
 }
 
-/// <summary>The chapter's program: rollout → advantages → policy gradient → natural step → line search → report.</summary>
+/// <summary>The chapter's program: rollout → advantages → policy gradient → natural step → line search →
+/// report.</summary>
 public static class Program
 {
     static int Main(string[] args) =>
-        Lab.Run<Args>(args, "03-trpo", "TRPO on a+b=: conjugate gradient on Fisher-vector products, a KL trust region, a line search", Train);
+        Lab.Run<Args>(args, "03-trpo", "TRPO on a+b=: conjugate gradient on Fisher-vector products, " +
+                      "a KL trust region, a line search", Train);
 
     /// <summary>The whole chapter: load the base, then rollout → advantages → gradient → natural step → line
     /// search → report, repeated.</summary>
@@ -430,10 +429,12 @@ public static class Program
 
         // Held-out accuracy at T = 1, always with the same random stream, so base and trained models are
         // compared on the same draws (common random numbers) and the difference is not sampling noise.
-        Evaluation Evaluate(TinyGpt model) => BaseModel.Evaluate(model, task.Eval, temperature: 1, generator: new Generator(BaseModel.EvalSeed));
+        Evaluation Evaluate(TinyGpt model) =>
+            BaseModel.Evaluate(model, task.Eval, temperature: 1, generator: new Generator(BaseModel.EvalSeed));
         var baseEval = Evaluate(policy);
         Lab.Print($"base model, held-out sampled: {baseEval}");
-        Lab.Print($"TRPO: {steps} updates of {batch} completions, Fisher on {nFisher}, δ {args.Delta}, λ {args.Damping}, {args.CgIters} CG iterations{(args.Npg ? ", npg (no line search)" : "")}");
+        Lab.Print($"TRPO: {steps} updates of {batch} completions, Fisher on {nFisher}, δ {args.Delta}, " +
+                  $"λ {args.Damping}, {args.CgIters} CG iterations{(args.Npg ? ", npg (no line search)" : "")}");
 
         using var log = new MetricsLog(Path.Combine(args.Out, "metrics.csv"),
             "reward", "accuracy", "eval_accuracy", "kl", "backtracks", "gain", "expected_gain", "entropy", "kl_ref");
@@ -441,7 +442,8 @@ public static class Program
         int rejected = 0;
         double secondsInSteps = 0;
 
-        using (var progress = Lab.Progress(steps, args.Npg ? "NPG" : "TRPO", "accuracy", "eval_accuracy", "kl", "backtracks"))
+        using (var progress = Lab.Progress(steps, args.Npg ? "NPG" : "TRPO",
+                                           "accuracy", "eval_accuracy", "kl", "backtracks"))
         {
             for (int step = 1; step <= steps; step++)
             {
@@ -456,7 +458,7 @@ public static class Program
                 var sequences = rollout.Sequences;                                                    // (N, P + M)
 
                 // ─── 2. advantages: R_i − b (b = 0 by default), for every token of completion i ───────────
-                var advantages = Trpo.Advantages(rewards, args.Baseline);                                          // (N)
+                var advantages = Trpo.Advantages(rewards, args.Baseline);                             // (N)
 
                 // ─── 3. the policy gradient g = ∇_θ L(θ_old), and π_old's distributions ────────────────────
                 // L and its gradient are sums over completions, so they are accumulated over micro-batches
@@ -467,8 +469,8 @@ public static class Program
                 for (int start = 0; start < batch; start += args.MicroBatch)
                 {
                     int len = Math.Min(args.MicroBatch, batch - start);
-                    var s = Rollouts.Score(policy, sequences.narrow(0, start, len), P);               // logits (n_c, M, V)
-                    var oldLogp = s.LogProbs.detach();                                                // (n_c, M) log π_old
+                    var s = Rollouts.Score(policy, sequences.narrow(0, start, len), P);  // logits (n_c, M, V)
+                    var oldLogp = s.LogProbs.detach();                                   // (n_c, M) log π_old
                     var surrogate = Trpo.Surrogate(s.LogProbs, oldLogp, advantages.narrow(0, start, len),
                                                    mask.narrow(0, start, len)) * ((double)len / batch);
                     g = g + Trpo.Flat(autograd.grad([surrogate], psT));
@@ -489,7 +491,8 @@ public static class Program
                 var meanKl = Trpo.MeanKl(fisherScores.Logits.detach(), fisherScores.Logits, mask.narrow(0, 0, nFisher));
                 var fvp = Trpo.FisherVectorProduct(meanKl, ps, args.Damping);
                 var natural = Trpo.NaturalGradientStep(fvp, g, args.Delta, args.CgIters);
-                Lab.CheckFinite(natural.FullStep, "natural-gradient step", step, "the Fisher-vector products overflowed — try a larger --damping");
+                Lab.CheckFinite(natural.FullStep, "natural-gradient step", step,
+                                "the Fisher-vector products overflowed — try a larger --damping");
 
                 // ─── 5. line search: the first θ_old + 0.8^j Δ with D̄_KL ≤ δ and L improved ──────────────
                 var thetaOld = nn.utils.parameters_to_vector(ps).detach().clone();                   // (n)
@@ -510,7 +513,7 @@ public static class Program
                 Trpo.LineSearchResult search;
                 if (args.Npg)
                 {
-                    var (kl, gain) = TryStep(1.0);                                                    // take it, only measure it
+                    var (kl, gain) = TryStep(1.0);                                  // take it, only measure it
                     search = new Trpo.LineSearchResult(true, 0, 1.0, kl, gain);
                 }
                 else
@@ -525,9 +528,10 @@ public static class Program
                 double entropy, klRef;
                 using (no_grad())
                 {
-                    entropy = Rollouts.MaskedMean(Rollouts.Entropy(oldLogits), mask).ToDouble();     // nats per token, π_old
-                    // kl_ref on the Fisher's subsample only: a running diagnostic, not worth a forward pass of the whole batch
-                    var refLogits = Rollouts.Score(reference, sequences.narrow(0, 0, nFisher), P).Logits;          // (n_F, M, V)
+                    entropy = Rollouts.MaskedMean(Rollouts.Entropy(oldLogits), mask).ToDouble(); // nats/token, π_old
+                    // kl_ref on the Fisher's subsample only: a running diagnostic, not worth a forward pass of
+                    // the whole batch
+                    var refLogits = Rollouts.Score(reference, sequences.narrow(0, 0, nFisher), P).Logits; // (n_F, M, V)
                     klRef = Rollouts.MaskedSum(Trpo.CategoricalKl(oldLogits.narrow(0, 0, nFisher), refLogits),
                                                mask.narrow(0, 0, nFisher)).ToDouble() / nFisher;
                 }
@@ -537,7 +541,8 @@ public static class Program
                     ("accuracy", ArithmeticTask.Measure(problems, rollout.Completions).Accuracy),
                     ("kl", search.Kl), ("backtracks", search.Backtracks), ("accepted", search.Accepted ? 1 : 0),
                     ("gain", search.Gain), ("expected_gain", natural.ExpectedGain * search.Fraction),
-                    ("g_norm", Math.Sqrt(Trpo.Dot(g, g))), ("cg_residual", natural.CgResidual / Math.Sqrt(Trpo.Dot(g, g))),
+                    ("g_norm", Math.Sqrt(Trpo.Dot(g, g))),
+                    ("cg_residual", natural.CgResidual / Math.Sqrt(Trpo.Dot(g, g))),
                     ("xFx", natural.XFx), ("entropy", entropy), ("kl_ref", klRef), ("step_s", stepSeconds),
                 };
                 if (args.EvalEvery > 0 && step % args.EvalEvery == 0 && step < steps)
@@ -551,7 +556,8 @@ public static class Program
         var finalEval = Evaluate(policy);
         log.Add(steps, ("eval_accuracy", finalEval.Accuracy));
         double klToBase = SequenceKl(policy, reference, task, BaseModel.EvalSeed);
-        SvgPlot.Curves(log, $"TRPO on a+b= (δ {args.Delta}, batch {batch})", "accuracy", "eval_accuracy", "kl", "backtracks", "gain", "kl_ref")
+        SvgPlot.Curves(log, $"TRPO on a+b= (δ {args.Delta}, batch {batch})",
+                       "accuracy", "eval_accuracy", "kl", "backtracks", "gain", "kl_ref")
             .Write(Path.Combine(args.Out, "curves.svg"));
         Lab.Finish(new RunSummary
         {
@@ -563,13 +569,15 @@ public static class Program
             {
                 ["steps"] = steps, ["batch_size"] = batch, ["fisher_batch"] = nFisher, ["delta"] = args.Delta,
                 ["npg"] = args.Npg, ["rejected_steps"] = rejected,
-                ["mean_backtracks"] = log.Column("backtracks").Where(double.IsFinite).DefaultIfEmpty(double.NaN).Average(),
+                ["mean_backtracks"] =
+                    log.Column("backtracks").Where(double.IsFinite).DefaultIfEmpty(double.NaN).Average(),
                 ["s_per_step"] = secondsInSteps / steps,
                 ["well_formed_final"] = finalEval.WellFormed,
-                ["models_held"] = 2,                                            // the policy, and the frozen base for kl_ref and kl
+                ["models_held"] = 2,                        // the policy, and the frozen base for kl_ref and kl
                 ["trainable_params"] = ps.Sum(p => p.numel()),
                 ["samples_generated"] = (long)steps * batch,
-                ["kl_estimator"] = "exact per-token KL (sum over the vocabulary) summed over each completion, one sample per held-out prompt",
+                ["kl_estimator"] = "exact per-token KL (sum over the vocabulary) summed over each completion, " +
+                                   "one sample per held-out prompt",
             },
         });
         return 0;

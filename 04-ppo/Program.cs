@@ -24,96 +24,54 @@
 // but only AT the parameters that sampled the batch. Call those θ_old. For any θ, importance sampling
 // rewrites an expectation under π_θ as one under π_θold:
 //
-//     E_{a∼π_θ}[Â(s, a)] = E_{a∼π_θold}[ r(θ) Â(s, a) ],       r_t(θ) = π_θ(a_t|s_t) / π_θold(a_t|s_t),
+//     E_{a∼π_θ}[Â(s, a)] = E_{a∼π_θold}[ ρ(θ) Â(s, a) ],       ρ_t(θ) = π_θ(a_t|s_t) / π_θold(a_t|s_t),
 //
 // which gives the "conservative policy iteration" surrogate (Kakade & Langford 2002; the paper's eq. 6)
 //
-//     L^CPI(θ) = Ê_t[ r_t(θ) Â_t ].
+//     L^CPI(θ) = Ê_t[ ρ_t(θ) Â_t ].
 //
-// At θ = θ_old, r = 1 and ∇_θ r_t = r_t ∇ log π_θ(a_t|s_t) = ∇ log π_θ(a_t|s_t): the same gradient as L^PG. So
+// At θ = θ_old, ρ = 1 and ∇_θ ρ_t = ρ_t ∇ log π_θ(a_t|s_t) = ∇ log π_θ(a_t|s_t): the same gradient as L^PG. So
 // one step on L^CPI is one policy-gradient step. Further steps on the same batch are the point: each one
 // re-weights the old samples by how much more (or less) likely the new policy makes them. In code the
-// ratio is always formed from log-probabilities, r = exp(log π_θ − log π_θold) ("logRatio"), never as a
+// ratio is always formed from log-probabilities, ρ = exp(log π_θ − log π_θold) ("logRatio"), never as a
 // quotient of probabilities that can underflow.
 //
 // L^CPI is only a good model of the true objective near θ_old (Â_t are advantages of π_θold, and the state
-// distribution also changes with θ — TRPO's analysis, chapter 3). Maximised without a limit, it pushes r
+// distribution also changes with θ — TRPO's analysis, chapter 3). Maximised without a limit, it pushes ρ
 // as far as it can: the ratio of a token with Â > 0 grows without bound. TRPO constrains the update by
 // KL(π_θold ‖ π_θ) ≤ δ and pays for it with conjugate gradients and a line search. PPO gets most of the
 // effect with first-order steps, in one of two ways.
 //
-// ─── 2. The clipped surrogate (paper §3, eq. 7) ──────────────────────────────────────────────────────
+// ─── 2. The objective (paper §3–§5) ──────────────────────────────────────────────────────────────────
 //
-//     L^CLIP(θ) = Ê_t[ min( r_t(θ) Â_t,  clip(r_t(θ), 1 − ε, 1 + ε) Â_t ) ],        ε = 0.2
+// The clipped surrogate (paper eq. 7), this chapter's default:
 //
-// The second term removes the incentive to move r_t outside [1 − ε, 1 + ε]; the min makes L^CLIP a
-// pessimistic bound on L^CPI (L^CLIP ≤ L^CPI everywhere, equal to first order at r = 1). Case by case:
+//     L^CLIP(θ) = Ê_t[ min( ρ_t(θ) Â_t,  clip(ρ_t(θ), 1 − ε, 1 + ε) Â_t ) ],        ε = 0.2
 //
-//     Â > 0:  min(rÂ, clip(r)Â) = min(r, 1 + ε)·Â      flat (zero gradient) once r > 1 + ε: no more credit
-//                                                       for making a good token even more likely;
-//                                                       for r < 1 − ε the unclipped rÂ is the min: the
-//                                                       gradient still pulls a good token back up.
-//     Â < 0:  min(rÂ, clip(r)Â) = max(r, 1 − ε)·Â      flat once r < 1 − ε; for r > 1 + ε (a bad token that
-//                                                       became MORE likely) the gradient still pushes it down.
+// It takes away the incentive to move ρ_t outside [1 − ε, 1 + ε]: case by case above PPO.ClippedSurrogate.
+// Or, with --variant penalty, the surrogate with an adaptive KL penalty (paper eq. 8; above PPO.PenaltyLoss,
+// and the rule for β above PPO.AdaptBeta):
 //
-// So a sample stops contributing to the gradient exactly when it has already moved ε in the direction its
-// advantage wants ("clip fraction" counts how many samples are in the flat part). The loss minimised in code
-// is the negative, per token and then averaged over the real tokens of a minibatch (CleanRL's form):
+//     L^KLPEN(θ) = Ê_t[ ρ_t(θ) Â_t − β KL[π_θold(·|s_t), π_θ(·|s_t)] ],     β halved or doubled after each update.
 //
-//     pg_loss = max(−Â·r, −Â·clip(r, 1 − ε, 1 + ε)).mean()          see PPO.ClippedSurrogate
-//
-// ─── 3. The adaptive KL penalty (paper §4, `--variant penalty`) ──────────────────────────────────────
-//
-//     L^KLPEN(θ) = Ê_t[ r_t(θ) Â_t − β KL[π_θold(·|s_t), π_θ(·|s_t)] ],
-//
-// the KL here taken EXACTLY, over the 15-token vocabulary at every state: Σ_a π_old(a|s)(log π_old(a|s) −
-// log π_θ(a|s)) (we keep π_old's whole next-token distribution from the rollout; it is small). After each
-// update, with d = Ê_t[KL[π_θold(·|s_t), π_θ(·|s_t)]] measured on the batch:
-//
-//     d < d_targ / 1.5  →  β ← β / 2          the policy barely moved: penalise less
-//     d > d_targ × 1.5  →  β ← β × 2          it moved too far: penalise more
-//
-// (The paper: "the parameters 1.5 and 2 above are chosen heuristically, but the algorithm is not very
-// sensitive to them"; the initial β "is not important in practice because the algorithm quickly adjusts
-// it".) In the paper's MuJoCo comparison (its Table 1) the clipped form with ε = 0.2 scored best, and among
-// the adaptive-penalty settings d_targ = 0.01 did; this chapter keeps the clip as its default.
-//
-// ─── 4. The full objective (paper eq. 9), and this chapter's value model ─────────────────────────────
+// In the paper's MuJoCo comparison (its Table 1) the clipped form with ε = 0.2 scored best. The paper trains
+// the policy and the value function on one objective (eq. 9),
 //
 //     L^{CLIP+VF+S}(θ) = Ê_t[ L^CLIP_t(θ) − c_1 L^VF_t(θ) + c_2 S[π_θ](s_t) ],
 //
-// L^VF_t = (V_θ(s_t) − V_t^targ)² the value function's squared error, S the entropy bonus (c_2 = 0.01,
-// CleanRL's ent_coef: it slows the collapse of the policy's spread while the clipped objective is re-used).
-// The paper writes one θ because its Atari networks share a trunk between policy and value (CleanRL's
-// ppo.py does too, with c_1 = vf_coef = 0.5). HERE THE VALUE MODEL IS SEPARATE: its own copy of the base
-// model with a scalar head, its own AdamW — chapter 2's design, for chapter 2's measured reason: a value head
-// on the policy's trunk (CleanRL's shared design, loss L_π + 0.5 L_V, one optimiser) ended at an explained
-// variance of ≈ 0 on this task, against 0.17 for a separate critic, for a similar accuracy gain. With two
-// models the objective splits into two independent problems and c_1 disappears (Adam is invariant to a
-// loss's scale, so c_1 would only change the grad-norm clip). InstructGPT and TRL's PPO trainer also keep
-// the value model separate, and so does CleanRL's own ppo_continuous_action.py (two networks, one optimiser;
-// the 37 details, #13, on shared vs separate). It costs one more model in memory (3 held: policy, value
-// model, frozen reference for the reported KL) and one more forward/backward per minibatch. The value model's
-// copied LM head is frozen (V never reads it), so trainable_params counts only what the optimisers update.
+// L^VF_t = (V_θ(s_t) − V_t^targ)² the value function's squared error and S the entropy bonus. Here the value
+// model is a separate network with its own optimiser (where Program.Run builds it, and why), so the objective
+// splits into two problems:
 //
-//     value loss (CleanRL, clip_vloss):   ½ max( (V − G)², (V_old + clip(V − V_old, −ε, ε) − G)² ).mean()
+//     policy π_θ       minimise  −L^CLIP − c_2 S      c_2 = 0.01 (CleanRL's ent_coef)
+//     value model V_φ  minimise  L^VF                 the (clipped) ½ squared error against the λ-returns
+//                                                     (PPO.ValueLoss)
 //
-// with G = V_t^targ = Â_t + V_old(s_t) the λ-return. Value clipping keeps the value model near the values
-// the advantages were computed from, the same trust-region idea as the policy clip (Baselines' PPO2, CleanRL's
-// default). The 37 details (#9) add that Engstrom et al. 2020 found no evidence that it helps and Andrychowicz
-// et al. 2021 that it can hurt: `--clip-value-loss false` turns it off.
+// The entropy bonus slows the collapse of the policy's spread while the clipped objective is re-used. The
+// advantages Â_t are GAE(γ, λ) from the value model's V_old, computed once per batch before any step (PPO.Gae),
+// and normalised within each minibatch (PPO.NormalizeAdvantages).
 //
-// ─── 5. Advantages: GAE(γ, λ) (Schulman et al. 2016, arXiv:1506.02438; derived in chapter 2) ──────
-//
-//     δ_t = r_t + γ V(s_{t+1}) − V(s_t)   (V = 0 after the terminal token),    Â_t = δ_t + γλ Â_{t+1},
-//
-// with γ = 1 (one reward at the end of a ≤ 5-token completion: discounting would only make the targets
-// depend on the length; InstructGPT, TRL) and λ = 0.95 (CleanRL's gae_lambda; chapter 2 measured λ = 0.95
-// and λ = 1 within seed noise of each other on this task, and λ = 0 collapsing). Advantages are computed
-// ONCE per batch, from V_old, before any update (they belong to π_θold), then normalised to mean 0 and
-// std 1 within each minibatch (CleanRL's norm_adv).
-//
-// ─── 6. The loop (CleanRL ppo.py's order) ────────────────────────────────────────────────────────────
+// ─── 3. The loop (CleanRL ppo.py's order; Program.Run) ───────────────────────────────────────────────
 //
 //     repeat for --steps updates:
 //       rollout      N completions from π_θold at T = 1; log π_θold(a_t|s_t) and V_old(s_t), no gradient
@@ -123,7 +81,8 @@
 //                    pg_loss − c_2·entropy and one of the value model on the value loss, each gradient
 //                    clipped to global norm --max-grad-norm (0.5); after an epoch, stop early if
 //                    --target-kl is set and the epoch's approx KL (k3) exceeded it
-//       report       the metrics below; every --eval-every updates, held-out accuracy
+//       report       the metrics below; the penalty variant's β rule; every --eval-every updates, held-out
+//                    accuracy
 //
 // The learning rate decays linearly to 0 over the run (CleanRL's anneal_lr); Adam's ε is 1e-5 (CleanRL, the
 // "37 details" #3, after Baselines). Minibatches are made of whole completions, so every token of a
@@ -131,48 +90,24 @@
 //
 // ─── What each logged number tells you ───────────────────────────────────────────────────────────────
 //
-//   policy_loss     −L^CLIP on the minibatch (means little by itself: Â is normalised to mean 0)
-//   value_loss      the value model's (clipped) ½ squared error against the λ-returns
-//   entropy         nats per token of the policy: how much it still explores; a fall to ~0 = collapse
-//   approx_kl_k1    mean(−logRatio) = mean(log π_old − log π_θ): unbiased for KL(π_old ‖ π_θ), noisy, can be < 0
-//   approx_kl_k3    mean((r − 1) − logRatio): unbiased too, ≥ 0, lower variance (Schulman 2020) — CleanRL's approx_kl
-//   kl_old_exact    the exact KL(π_old ‖ π_θ) over the vocabulary after the update: how far one update moved
-//   clipfrac        share of tokens with |r − 1| > ε: how often the clip is active; ~0 = PPO is plain PG here,
-//                   large (≳ 0.3) = the epochs are pushing against the trust region
-//   explained_var   1 − Var[G − V_old] / Var[G]: 1 = the value model predicts the returns, ≤ 0 = no better than a constant
-//   kl              KL(π_θ ‖ π_base) per completion (k3, summed over tokens) on the batch: the drift from the base model
+//   policy_loss       −L^CLIP on the minibatch (means little by itself: Â is normalised to mean 0)
+//   value_loss        the value model's (clipped) ½ squared error against the λ-returns
+//   entropy           nats per token of the policy: how much it still explores; a fall to ~0 = collapse
+//   approx_kl_k1/k3   sample estimates of KL(π_old ‖ π_θ) per token (PPO.ApproxKl); k3 is CleanRL's approx_kl
+//   kl_old_exact      the exact KL(π_old ‖ π_θ) over the vocabulary after the update
+//   clipfrac          share of tokens with |ρ − 1| > ε: how often the clip is active (PPO.ClipFraction)
+//   explained_var     1 − Var[G − V_old] / Var[G]: 1 = V predicts the returns, ≤ 0 = no better than a constant
+//   kl                KL(π_θ ‖ π_base) per completion (k3 summed over tokens) on the batch: the drift from the base
 //
-// (approx_kl_k1/k3, the losses and the entropy are averaged over the minibatches of the last epoch, each
-// measured before its minibatch's step, as CleanRL measures them; clipfrac over all the update's minibatches,
-// as CleanRL's clipfracs.)
+// Each is one number per update; how it is averaged, and the other columns: docs/04-ppo.md.
 //
-// ─── Measured ────────────────────────────────────────────────────────────────────────────────────────
+// ─── What was found ──────────────────────────────────────────────────────────────────────────────────
 //
-// On TorchSharp, the default engine (libtorch 2.10, 1 thread; 2026-12-03, seeds 1 / 2 / 3, `dotnet run -c Release
-// --project compare -- --seed N`): accuracy 0.223 → 0.654 / 0.652 / 0.660, KL 1.70 / 1.70 / 1.42 nats, 28–32 s. The
-// numbers that follow were measured on MinTorch (`-p:Engine=MinTorch`), which trains its own base model from the
-// same seed.
+// The default run takes held-out accuracy from 0.223 to 0.65–0.66 on TorchSharp and from 0.252 to 0.60–0.63 on
+// MinTorch (three seeds each), from 12,800 samples: a quarter of what chapter 2's actor-critic drew for a
+// similar gain. The clip is active on about 10% of the tokens.
 //
-// These defaults, `dotnet run -c Release --project 04-ppo -- --seed N`, held-out sampled accuracy (T = 1) on the
-// 512 held-out problems (the book's fixed evaluation seed: every chapter's base reads 0.252); KL(π_θ ‖ π_base) per
-// completion on the same held-out samples. Wall time on 2 quiet cores (`dotnet run -c Release --project compare
-// -- --seed N`, 2026-11-22); each run uses 38–41 s of CPU time in all.
-//
-//   seed   accuracy: base → final    KL to base   mean approx_kl (k3)   mean clip fraction   explained var (last 25)   wall
-//   1      0.252 → 0.619  (+36.7)    0.74 nats    0.033                 0.107                0.11                      21.7 s
-//   2      0.252 → 0.602  (+35.0)    1.22 nats    0.035                 0.105                0.11                      25.1 s
-//   3      0.252 → 0.629  (+37.7)    1.05 nats    0.031                 0.095                0.12                      24.5 s
-//
-//   --variant penalty (seed 1)  0.252 → 0.658 (+40.6), KL 0.75 nats; β settled between 2 and 4 within 3 updates
-//   and held d near d_targ = 0.01 (median 0.011 over the first 90 updates; k3 0.014 on average, less than half the
-//   clip's 0.033 per update), then fell to 0.06 over the last updates as the annealed learning rate went to 0 and
-//   d with it. One seed: not enough to rank the two variants.
-//
-// What the re-use buys: 100 updates × 128 completions = 12,800 samples here, against 51,200 for chapter 2's
-// actor-critic (400 steps × 128, one gradient step each) for a similar gain (+38 to +42 points in its header). Each batch gets
-// 16 minibatch steps instead of one; the clip fraction (≈ 0.1) says how often the trust region had to act. The
-// first update moves the policy most (approx_kl k3 ≈ 0.08, clip fraction 0.26–0.30, seeds 1 and 3): Adam's first steps
-// move every weight by about the learning rate whatever its gradient (chapter 2).
+// Results, experiments and curves: docs/04-ppo.md
 //
 // References: J. Schulman et al., "Proximal Policy Optimization Algorithms", arXiv:1707.06347 (2017).
 // S. Huang et al., "The 37 Implementation Details of Proximal Policy Optimization", ICLR blog track 2022.
@@ -197,64 +132,69 @@ public enum Variant
 /// <summary>The chapter's hyper-parameters; every one is a command-line option (<c>--help</c> lists them).</summary>
 public sealed record Args : LabArgs
 {
-    [Help("PPO updates (rollout + epochs of minibatch steps each); chosen so the default run fits 60 s on 2 cores", Min = 1)]
+    [Help("PPO updates, each a rollout and epochs of minibatch steps (100 fit the default run in 60 s on 2 cores)",
+          Min = 1)]
     public override int Steps { get; init; } = 100;
 
-    [Help("completions sampled per update, one per prompt (chapters 1-2's 128)", Min = 2)]
+    [Help("completions sampled per update, one per prompt (chapters 1–2: 128)", Min = 2)]
     public int BatchSize { get; init; } = 128;
 
-    [Help("minibatches per epoch: CleanRL's num_minibatches 4", Min = 1)]
+    [Help("minibatches per epoch (CleanRL's num_minibatches: 4)", Min = 1)]
     public int NumMinibatches { get; init; } = 4;
 
-    [Help("epochs over each batch: CleanRL's update_epochs 4 (the paper's Atari setting: 3)", Min = 1)]
+    [Help("epochs over each batch (CleanRL's update_epochs: 4; the paper's Atari setting: 3)", Min = 1)]
     public int UpdateEpochs { get; init; } = 4;
 
-    [Help("the objective: clip (L^CLIP, paper §3) or penalty (adaptive KL penalty, paper §4)")]
+    [Help("the objective: clip (L^CLIP, paper §3) or penalty (the adaptive KL penalty, paper §4)")]
     public Variant Variant { get; init; } = Variant.Clip;
 
-    [Help("ε of the clipped surrogate: CleanRL's clip_coef 0.2, the paper's best (§6.1)", Min = 0)]
+    [Help("ε of the clipped surrogate (CleanRL's clip_coef: 0.2, the paper's best, §6.1)", Min = 0)]
     public double ClipCoef { get; init; } = 0.2;
 
-    [Help("policy AdamW learning rate: CleanRL's 2.5e-4", Min = 0)]
+    [Help("policy AdamW learning rate (CleanRL: 2.5e-4)", Min = 0)]
     public double LearningRate { get; init; } = 2.5e-4;
 
-    [Help("value model AdamW learning rate (Spinning Up's vf_lr 1e-3, chapter 2's critic)", Min = 0)]
+    [Help("value model AdamW learning rate (Spinning Up's vf_lr: 1e-3, chapter 2's critic)", Min = 0)]
     public double ValueLearningRate { get; init; } = 1e-3;
 
-    [Help("decay both learning rates linearly to 0 over the run: CleanRL's anneal_lr")]
+    [Help("decay both learning rates linearly to 0 over the run (CleanRL's anneal_lr)")]
     public bool AnnealLr { get; init; } = true;
 
-    [Help("Adam ε: CleanRL's 1e-5 (the 37 details, #3; PyTorch's default is 1e-8)", Min = 0)]
+    [Help("Adam's ε (CleanRL: 1e-5, the 37 details #3; PyTorch's default is 1e-8)", Min = 0)]
     public double AdamEps { get; init; } = 1e-5;
 
-    [Help("discount γ: 1 for one reward at the end of a ≤ 5-token completion (InstructGPT, TRL; CleanRL's 0.99 is for long episodes)", Min = 0, Max = 1)]
+    [Help("discount γ (InstructGPT, TRL: 1; CleanRL's 0.99 is for long episodes)", Min = 0, Max = 1)]
     public double Gamma { get; init; } = 1.0;
 
-    [Help("GAE λ: CleanRL's gae_lambda 0.95 (chapter 2 measured 0.95 ≈ 1 here, 0 collapses)", Min = 0, Max = 1)]
+    [Help("GAE λ (CleanRL's gae_lambda: 0.95)", Min = 0, Max = 1)]
     public double GaeLambda { get; init; } = 0.95;
 
-    [Help("normalise advantages to mean 0, std 1 within each minibatch: CleanRL's norm_adv")]
+    [Help("normalise advantages to mean 0, std 1 within each minibatch (CleanRL's norm_adv)")]
     public bool NormAdv { get; init; } = true;
 
-    [Help("clip the value loss around the rollout's values, by ±clip-coef: CleanRL's clip_vloss")]
+    [Help("clip the value loss around the rollout's values, by ±clip-coef (CleanRL's clip_vloss)")]
     public bool ClipValueLoss { get; init; } = true;
 
-    [Help("entropy bonus c_2: CleanRL's ent_coef 0.01", Min = 0)]
+    [Help("entropy bonus c_2 (CleanRL's ent_coef: 0.01)", Min = 0)]
     public double EntCoef { get; init; } = 0.01;
 
-    [Help("clip each model's gradient to this global L2 norm: CleanRL's max_grad_norm 0.5 (0 = off)", Min = 0)]
+    [Help("clip each model's gradient to this global L2 norm, 0 = off (CleanRL's max_grad_norm: 0.5)", Min = 0)]
     public double MaxGradNorm { get; init; } = 0.5;
 
-    [Help("stop an update's epochs early once an epoch's approx KL (k3) exceeds this: CleanRL's target_kl (0 = off, CleanRL's None)", Min = 0)]
+    [Help("stop an update's epochs early once an epoch's approx KL (k3) exceeds this, 0 = off " +
+          "(CleanRL's target_kl: None)", Min = 0)]
     public double TargetKl { get; init; } = 0.0;
 
-    [Help("penalty variant: initial β (the paper: 'not important in practice because the algorithm quickly adjusts it')", Min = 0)]
+    [Help("penalty variant: the initial β (the paper: 'not important in practice because the algorithm quickly " +
+          "adjusts it')", Min = 0)]
     public double KlBeta { get; init; } = 1.0;
 
-    [Help("penalty variant: d_targ, the KL per update that β adapts towards (the paper's best adaptive setting, 0.01)", Min = 0)]
+    [Help("penalty variant: d_targ, the KL per update that β adapts towards (the paper's best adaptive setting: " +
+          "0.01)", Min = 0)]
     public double KlTarget { get; init; } = 0.01;
 
-    [Help("reward for a well-formed answer, right or wrong (DeepSeek-R1-style format bonus; 0 = the rule alone)", Min = 0)]
+    [Help("reward for a well-formed answer, right or wrong, 0 = the rule alone (DeepSeek-R1-style format bonus)",
+          Min = 0)]
     public double FormatBonus { get; init; } = 0.0;
 
     [Help("evaluate held-out sampled accuracy (T = 1) every this many updates (0 = only at the end)", Min = 0)]
@@ -264,7 +204,8 @@ public sealed record Args : LabArgs
 public static class Program
 {
     static int Main(string[] args) =>
-        Lab.Run<Args>(args, "04-ppo", "proximal policy optimisation (clipped surrogate or adaptive KL penalty) on a+b=", Train);
+        Lab.Run<Args>(args, "04-ppo", "proximal policy optimisation (clipped surrogate or adaptive KL penalty) on a+b=",
+                      Train);
 
     const int P = ArithmeticTask.PromptLength;          // 7: the first completion token is at position P
     const int M = ArithmeticTask.MaxCompletionLength;   // 5: completion tokens at most
@@ -285,32 +226,49 @@ public static class Program
     {
         int updates = args.StepsOr(quickSteps: 30);
         if (args.BatchSize < args.NumMinibatches)
-            throw new ArgumentException($"--batch-size {args.BatchSize} cannot be split into --num-minibatches {args.NumMinibatches}");
-        manual_seed(args.Seed);                                                // (Lab.Run did too; this makes Run reproducible alone)
+            throw new ArgumentException(
+                $"--batch-size {args.BatchSize} cannot be split into --num-minibatches {args.NumMinibatches}");
+        manual_seed(args.Seed);                                // (Lab.Run did too; this makes Run reproducible alone)
 
         // ─── the three models ────────────────────────────────────────────────────────────────────────
-        // π_θ (trained), V_φ (trained, separate: see the header §4), π_base (frozen: only for the KL we report).
-        var task = new ArithmeticTask();                                       // the book's split: 9,488 train, 512 held out
-        var baseConfig = new BaseModelConfig();                                // the shared base every chapter starts from
+        // π_θ (trained), V_φ (trained), π_base (frozen: only for the KL we report).
+        var task = new ArithmeticTask();                       // the book's split: 9,488 train, 512 held out
+        var baseConfig = new BaseModelConfig();                // the shared base every chapter starts from
         var reference = BaseModel.Load(baseConfig);
         var policy = BaseModel.Load(baseConfig, TextWriter.Null);
-        // The value model: the base's trunk + Linear(C, 1), head zero so V ≡ 0 at first (chapter 2: the N(0, 0.02)
-        // init would feed noise of std ≈ 0.16, comparable to the rewards, into the first advantages).
+
+        // The value model is SEPARATE: its own copy of the base model with a scalar head, its own AdamW —
+        // chapter 2's design, for chapter 2's measured reason: a value head on the policy's trunk (CleanRL's
+        // shared design, loss L_π + 0.5 L_V, one optimiser) ended at an explained variance of ≈ 0 on this task,
+        // against 0.17 for a separate critic, for a similar accuracy gain. The paper writes one θ because its
+        // Atari networks share a trunk between policy and value (CleanRL's ppo.py does too, with
+        // c_1 = vf_coef = 0.5). With two models the objective splits into two independent problems and c_1
+        // disappears (Adam is invariant to a loss's scale, so c_1 would only change the grad-norm clip).
+        // InstructGPT and TRL's PPO trainer also keep the value model separate, and so does CleanRL's own
+        // ppo_continuous_action.py (two networks, one optimiser; the 37 details, #13, on shared vs separate). It
+        // costs one more model in memory (3 held: policy, value model, frozen reference for the reported KL) and
+        // one more forward/backward per minibatch.
+        //
+        // V_φ is the base's trunk + Linear(C, 1), the head zero so V ≡ 0 at first (chapter 2: the N(0, 0.02)
+        // init would feed noise of std ≈ 0.16, comparable to the rewards, into the first advantages). The copied
+        // LM head is frozen (V never reads it), so trainable_params counts only what the optimisers update.
         var critic = new TinyGpt(baseConfig.Model with { ScalarHead = true });
         critic.load_state_dict(reference.state_dict(), strict: false);        // everything but scalar_head.*
         using (no_grad())
             foreach (var (name, p) in critic.named_parameters())
                 if (name.StartsWith("scalar_head.")) p.zero_();
-                else if (name.StartsWith("lm_head.")) p.requires_grad_(false);   // copied along, never used by V: not trained
+                else if (name.StartsWith("lm_head.")) p.requires_grad_(false);   // copied along, never used by V
         reference.eval();
         foreach (var p in reference.parameters()) p.requires_grad_(false);
 
         var policyOptimizer = optim.AdamW(policy.parameters(), lr: args.LearningRate, eps: args.AdamEps);
-        var criticOptimizer = optim.AdamW(critic.parameters().Where(p => p.requires_grad), lr: args.ValueLearningRate, eps: args.AdamEps);
+        var criticOptimizer = optim.AdamW(critic.parameters().Where(p => p.requires_grad), lr: args.ValueLearningRate,
+                                          eps: args.AdamEps);
 
-        // Held-out accuracy before training, at T = 1; every evaluation uses a generator with the same seed, so the base
-        // and the trained policy face the same random numbers and their difference is less noisy.
-        var baseEval = BaseModel.Evaluate(policy, task.Eval, temperature: 1, generator: new Generator(BaseModel.EvalSeed));
+        // Held-out accuracy before training, at T = 1; every evaluation uses a generator with the same seed, so the
+        // base and the trained policy face the same random numbers and their difference is less noisy.
+        var baseEval = BaseModel.Evaluate(policy, task.Eval, temperature: 1,
+                                          generator: new Generator(BaseModel.EvalSeed));
         Lab.Print($"base model, held-out sampled (T = 1): {baseEval}");
 
         var problemsRng = new SplitMix64(args.Seed);                           // which training problems each update
@@ -318,24 +276,148 @@ public static class Program
         double beta = args.KlBeta;                                             // the penalty variant's β (adapted)
         var final = baseEval;
         using var log = new MetricsLog(Path.Combine(args.Out, "metrics.csv"));
-        using (var progress = Lab.Progress(updates, $"PPO ({Name(args.Variant)})", "reward", "eval_accuracy", "approx_kl_k3", "clipfrac"))
+        using (var progress = Lab.Progress(updates, $"PPO ({Name(args.Variant)})",
+                                           "reward", "eval_accuracy", "approx_kl_k3", "clipfrac"))
         {
             for (int update = 1; update <= updates; update++)
             {
-                using var scope = NewDisposeScope();   // TorchSharp: this step's tensors are freed at its end
+                using var scope = NewDisposeScope();   // TorchSharp: this update's tensors are freed at its end
                 var clock = Stopwatch.StartNew();
-                // CleanRL's anneal_lr: lr_k = (1 − (k − 1)/K) · lr, so the first update uses the full rate and the last 1/K of it.
+                // CleanRL's anneal_lr: lr_k = (1 − (k − 1)/K) · lr, so the first update uses the full rate and the
+                // last 1/K of it.
                 double frac = args.AnnealLr ? 1.0 - (update - 1.0) / updates : 1.0;
                 foreach (var g in policyOptimizer.ParamGroups) g.LearningRate = frac * args.LearningRate;
                 foreach (var g in criticOptimizer.ParamGroups) g.LearningRate = frac * args.ValueLearningRate;
 
+                // ─── 1. rollout: N completions from π_θold at T = 1, and everything about them that θ_old fixes ─
                 var problems = ArithmeticTask.Sample(task.Train, args.BatchSize, problemsRng);
-                var (metrics, newBeta) = Update(args, policy, critic, reference, policyOptimizer, criticOptimizer, problems, shuffleRng, beta, update);
-                beta = newBeta;
+                var rollout = Rollouts.Generate(policy, ArithmeticTask.EncodePrompts(problems), M);
+                var sequences = rollout.Sequences;                           // (N, P+M) int64
+                var mask = rollout.CompletionMask;                           // (N, M): 1 through the first <eos>
+                var scores = ArithmeticTask.Rewards(problems, rollout.Completions, args.FormatBonus);   // (N) R(x, y)
+                var rewards = PPO.TokenRewards(scores, rollout.Lengths, M);  // (N, M): R at the terminal token, else 0
+
+                Tensor oldLogp, oldLogProbsAll, oldValues, refLogp;
+                using (no_grad())
+                {
+                    // log π_θold(a_t|s_t), and π_θold's whole next-token distribution (the penalty's exact KL and
+                    // the logged one). Recomputed by a forward pass rather than taken from the sampler, so that
+                    // ρ = 1 exactly before the first step.
+                    var old = Rollouts.Score(policy, sequences, P);
+                    oldLogp = old.LogProbs;                                     // (N, M)
+                    oldLogProbsAll = old.Logits.log_softmax(-1);                // (N, M, V)
+                    // V_old(s_t): the value model read at the positions whose logits give π(a_t|s_t), P−1 … P+M−2.
+                    oldValues = critic.Scalar(critic.Hidden(sequences)).narrow(1, P - 1, M);   // (N, M)
+                    refLogp = Rollouts.TokenLogProbs(reference, sequences, P);  // (N, M): for the KL to the base
+                }
+
+                // ─── 2. advantages: GAE(γ, λ) from V_old, once per batch; the value targets are the λ-returns ──
+                var (advantages, returns) = PPO.Gae(rewards, oldValues, mask, args.Gamma, args.GaeLambda);   // (N, M)
+
+                // ─── 3. optimise: epochs × shuffled minibatches, one step of each model per minibatch ──────────
+                int N = args.BatchSize;
+                var sums = new Dictionary<string, double>();               // the last epoch's minibatch means
+                int epochsRun = 0;
+                double clipSum = 0, gradNormSum = 0, criticGradNormSum = 0;   // over all the update's minibatches
+                policy.train();
+                critic.train();
+                for (int epoch = 0; epoch < args.UpdateEpochs; epoch++)
+                {
+                    sums.Clear();
+                    var minibatches = Sampling.Minibatches(N, args.NumMinibatches, shuffleRng);
+                    foreach (var indices in minibatches)
+                    {
+                        using var minibatchScope = NewDisposeScope();          // TorchSharp: one minibatch's tensors
+                        var idx = tensor(indices, [indices.Length]);           // (B) rows of this minibatch
+                        var mbMask = mask.index_select(0, idx);                // (B, M)
+                        var mbSeq = sequences.index_select(0, idx);            // (B, P+M)
+
+                        // The policy: new log-probs, ρ_t = exp(log π_θ − log π_θold).
+                        var scored = Rollouts.Score(policy, mbSeq, P);
+                        var logRatio = scored.LogProbs - oldLogp.index_select(0, idx);   // (B, M)
+                        var mbAdv = advantages.index_select(0, idx);                     // (B, M)
+                        if (args.NormAdv) mbAdv = PPO.NormalizeAdvantages(mbAdv, mbMask);
+
+                        var (k1, k3) = PPO.ApproxKl(logRatio, mbMask);                   // before this minibatch's step
+                        clipSum += PPO.ClipFraction(logRatio, mbMask, args.ClipCoef);
+
+                        // L = pg_loss − c_2·S: the clipped surrogate (or the KL-penalised one) and the entropy bonus.
+                        var entropy = Rollouts.MaskedMean(scored.Entropy(), mbMask);   // scalar, nats per token
+                        Tensor pgLoss = args.Variant == Variant.Clip
+                            ? PPO.PolicyLoss(logRatio, mbAdv, mbMask, args.ClipCoef)
+                            : PPO.PenaltyLoss(logRatio, mbAdv,
+                                PPO.ExactKl(oldLogProbsAll.index_select(0, idx), scored.Logits.log_softmax(-1)),
+                                mbMask, beta);
+                        var loss = pgLoss - args.EntCoef * entropy;
+                        Lab.CheckFinite(loss, "policy loss", update);
+                        policyOptimizer.zero_grad();
+                        loss.backward();
+                        gradNormSum += Grad.ClipNorm(policy.parameters(), args.MaxGradNorm);
+                        policyOptimizer.step();
+
+                        // The value model: its own loss, its own optimiser.
+                        var newValues = critic.Scalar(critic.Hidden(mbSeq)).narrow(1, P - 1, M);   // (B, M)
+                        var valueLoss = PPO.ValueLoss(newValues, oldValues.index_select(0, idx),
+                            returns.index_select(0, idx), mbMask, args.ClipValueLoss ? args.ClipCoef : null);
+                        Lab.CheckFinite(valueLoss, "value loss", update, "try a smaller --value-learning-rate");
+                        criticOptimizer.zero_grad();
+                        valueLoss.backward();
+                        criticGradNormSum += Grad.ClipNorm(critic.parameters(), args.MaxGradNorm);
+                        criticOptimizer.step();
+
+                        Add(sums, "policy_loss", pgLoss.ToDouble());
+                        Add(sums, "value_loss", valueLoss.ToDouble());
+                        Add(sums, "entropy", entropy.ToDouble());
+                        Add(sums, "approx_kl_k1", k1);
+                        Add(sums, "approx_kl_k3", k3);
+                    }
+                    epochsRun++;
+                    // CleanRL's early stop: once an epoch has moved the policy more than target_kl from π_old, the
+                    // rest of the batch's epochs are skipped (measured with k3 over the epoch's minibatches).
+                    if (args.TargetKl > 0 && sums["approx_kl_k3"] / minibatches.Count > args.TargetKl) break;
+                }
+                int minibatchesRun = epochsRun * args.NumMinibatches;   // steps of each model in this update
+
+                // ─── 4. report, and the penalty variant's β rule ──────────────────────────────────────────────
+                List<(string Name, double Value)> metrics;
+                double d;
+                using (no_grad())
+                {
+                    // d = Ê_t[KL[π_old(·|s_t), π_θ(·|s_t)]] after the update, exact over the vocabulary (the
+                    // paper's d).
+                    var after = Rollouts.Score(policy, sequences, P);
+                    d = Rollouts.MaskedMean(PPO.ExactKl(oldLogProbsAll, after.Logits.log_softmax(-1)), mask)
+                        .ToDouble();
+                    double klToBase = Rollouts.MaskedSum(Kl.K3(oldLogp, refLogp), mask, 1).mean().ToDouble(); // nats
+                    var measured = ArithmeticTask.Measure(problems, rollout.Completions);
+                    metrics = new List<(string, double)>
+                    {
+                        ("reward", scores.mean().ToDouble()),
+                        ("accuracy", measured.Accuracy),
+                        ("policy_loss", sums["policy_loss"] / args.NumMinibatches),
+                        ("value_loss", sums["value_loss"] / args.NumMinibatches),
+                        ("entropy", sums["entropy"] / args.NumMinibatches),
+                        ("approx_kl_k1", sums["approx_kl_k1"] / args.NumMinibatches),
+                        ("approx_kl_k3", sums["approx_kl_k3"] / args.NumMinibatches),
+                        ("kl_old_exact", d),
+                        ("clipfrac", clipSum / minibatchesRun),
+                        ("explained_var", PPO.ExplainedVariance(oldValues, returns, mask)),
+                        ("kl", klToBase),
+                        ("epochs", epochsRun),
+                        ("beta", beta),                                        // the β this update used
+                        ("grad_norm", gradNormSum / minibatchesRun),
+                        ("critic_grad_norm", criticGradNormSum / minibatchesRun),
+                        ("value_mean", Rollouts.MaskedMean(oldValues, mask).ToDouble()),
+                        ("length", rollout.Lengths.to_type(ScalarType.Float64).mean().ToDouble()),
+                    };
+                }
+                if (args.Variant == Variant.Penalty) beta = PPO.AdaptBeta(beta, d, args.KlTarget);
+
                 metrics.Add(("lr", frac * args.LearningRate));
                 if (update == updates || args.EvalEvery > 0 && update % args.EvalEvery == 0)
                 {
-                    final = BaseModel.Evaluate(policy, task.Eval, temperature: 1, generator: new Generator(BaseModel.EvalSeed));
+                    final = BaseModel.Evaluate(policy, task.Eval, temperature: 1,
+                                               generator: new Generator(BaseModel.EvalSeed));
                     metrics.Add(("eval_accuracy", final.Accuracy));
                 }
                 metrics.Add(("step_ms", clock.Elapsed.TotalMilliseconds));
@@ -344,13 +426,13 @@ public static class Program
             }
         }
         Lab.Print($"trained policy, held-out sampled (T = 1): {final}");
-        double finalKl = Kl.HeldOut(policy, reference, task.Eval, new Generator(BaseModel.EvalSeed));   // on the samples just scored
+        double finalKl = Kl.HeldOut(policy, reference, task.Eval, new Generator(BaseModel.EvalSeed));   // same samples
 
         var plot = new SvgPlot($"04-ppo ({Name(args.Variant)}), seed {args.Seed}") { Smoothing = 0.8 };
         plot.Add("held-out accuracy (T = 1)", log.Dots("eval_accuracy")).HLine(baseEval.Accuracy, "base");
         plot.Add("reward (batch)", log.Series("reward"));
-        plot.Add("approx KL(π_old ‖ π_θ) per token", log.Series("approx_kl_k1", label: "k1"), log.Series("approx_kl_k3", label: "k3"),
-            log.Series("kl_old_exact", label: "exact, after the update"));
+        plot.Add("approx KL(π_old ‖ π_θ) per token", log.Series("approx_kl_k1", label: "k1"),
+            log.Series("approx_kl_k3", label: "k3"), log.Series("kl_old_exact", label: "exact, after the update"));
         plot.Add("clip fraction", log.Series("clipfrac"));
         plot.Add("entropy (nats / token)", log.Series("entropy"));
         plot.Add("value loss", log.Series("value_loss"));
@@ -359,7 +441,8 @@ public static class Program
         if (args.Variant == Variant.Penalty) plot.Add("β (adaptive KL penalty)", log.Series("beta"));
         plot.Write(Path.Combine(args.Out, "curves.svg"));
 
-        long trainable = policy.parameters().Concat(critic.parameters()).Where(p => p.requires_grad).Sum(p => p.numel());
+        long trainable = policy.parameters().Concat(critic.parameters()).Where(p => p.requires_grad)
+                               .Sum(p => p.numel());
         var summary = new RunSummary
         {
             Metric = "held-out accuracy (sampled, T = 1)",
@@ -386,259 +469,20 @@ public static class Program
         return new RunResult(summary, log);
     }
 
-    /// <summary>
-    /// One PPO update: rollout, advantages, <see cref="Args.UpdateEpochs"/> epochs of minibatch steps for the policy and the
-    /// value model, then (penalty variant) the β rule. Returns the update's metrics and the new β.
-    /// </summary>
-    public static (List<(string Name, double Value)> Metrics, double Beta) Update(Args args, TinyGpt policy, TinyGpt critic, TinyGpt reference,
-        optim.Optimizer policyOptimizer, optim.Optimizer criticOptimizer, IReadOnlyList<Problem> problems, SplitMix64 shuffleRng,
-        double beta, long update)
-    {
-        // ─── 1. rollout: N completions from π_θold at T = 1, and everything about them that θ_old fixes ────
-        var rollout = Rollouts.Generate(policy, ArithmeticTask.EncodePrompts(problems), M);
-        var sequences = rollout.Sequences;                                     // (N, P+M) int64
-        var mask = rollout.CompletionMask;                                     // (N, M): 1 through the first <eos>
-        var scores = ArithmeticTask.Rewards(problems, rollout.Completions, args.FormatBonus);   // (N): R(x, y)
-        var rewards = PPO.TokenRewards(scores, rollout.Lengths, M);           // (N, M): R at the terminal token, else 0
-
-        Tensor oldLogp, oldLogProbsAll, oldValues, refLogp;
-        using (no_grad())
-        {
-            // log π_θold(a_t|s_t), and π_θold's whole next-token distribution (the penalty's exact KL and the logged one).
-            // Recomputed by a forward pass rather than taken from the sampler, so that r = 1 exactly before the first step.
-            var old = Rollouts.Score(policy, sequences, P);
-            oldLogp = old.LogProbs;                                             // (N, M)
-            oldLogProbsAll = old.Logits.log_softmax(-1);                        // (N, M, V)
-            // V_old(s_t): the value model read at the positions whose logits give π(a_t|s_t), P−1 … P+M−2.
-            oldValues = critic.Scalar(critic.Hidden(sequences)).narrow(1, P - 1, M);   // (N, M)
-            refLogp = Rollouts.TokenLogProbs(reference, sequences, P);          // (N, M): for the reported KL to the base
-        }
-
-        // ─── 2. advantages: GAE(γ, λ) from V_old, once per batch; the value targets are the λ-returns ────
-        var (advantages, returns) = PPO.Gae(rewards, oldValues, mask, args.Gamma, args.GaeLambda);   // (N, M) each
-
-        // ─── 3–4. loss and update: epochs × shuffled minibatches ─────────────────────────────────────────
-        int N = args.BatchSize;
-        var sums = new Dictionary<string, double>();                           // the last epoch's minibatch means
-        int epochsRun = 0, clipCount = 0;
-        double clipSum = 0, gradNormSum = 0, criticGradNormSum = 0;
-        policy.train();
-        critic.train();
-        for (int epoch = 0; epoch < args.UpdateEpochs; epoch++)
-        {
-            sums.Clear();
-            var minibatches = Sampling.Minibatches(N, args.NumMinibatches, shuffleRng);
-            foreach (var indices in minibatches)
-            {
-                using var minibatchScope = NewDisposeScope();                  // TorchSharp: one minibatch's tensors
-                var idx = tensor(indices, [indices.Length]);                   // (B) rows of this minibatch
-                var mbMask = mask.index_select(0, idx);                         // (B, M)
-                var mbSeq = sequences.index_select(0, idx);                     // (B, P+M)
-
-                // The policy: new log-probs, r_t = exp(log π_θ − log π_θold).
-                var scored = Rollouts.Score(policy, mbSeq, P);
-                var logRatio = scored.LogProbs - oldLogp.index_select(0, idx);  // (B, M)
-                var mbAdv = advantages.index_select(0, idx);                    // (B, M)
-                if (args.NormAdv) mbAdv = PPO.NormalizeAdvantages(mbAdv, mbMask);
-
-                var (k1, k3) = PPO.ApproxKl(logRatio, mbMask);                 // before this minibatch's step (CleanRL)
-                double clipfrac = PPO.ClipFraction(logRatio, mbMask, args.ClipCoef);
-                clipSum += clipfrac; clipCount++;
-
-                // L = pg_loss − c_2·S: the clipped surrogate (or the KL-penalised one) and the entropy bonus.
-                var entropy = Rollouts.MaskedMean(scored.Entropy(), mbMask);    // scalar, nats per token
-                Tensor pgLoss = args.Variant == Variant.Clip
-                    ? PPO.PolicyLoss(logRatio, mbAdv, mbMask, args.ClipCoef)
-                    : PPO.PenaltyLoss(logRatio, mbAdv, PPO.ExactKl(oldLogProbsAll.index_select(0, idx), scored.Logits.log_softmax(-1)), mbMask, beta);
-                var loss = pgLoss - args.EntCoef * entropy;
-                Lab.CheckFinite(loss, "policy loss", update);
-                policyOptimizer.zero_grad();
-                loss.backward();
-                gradNormSum += Grad.ClipNorm(policy.parameters(), args.MaxGradNorm);
-                policyOptimizer.step();
-
-                // The value model: its own loss, its own optimiser.
-                var newValues = critic.Scalar(critic.Hidden(mbSeq)).narrow(1, P - 1, M);   // (B, M), differentiable
-                var valueLoss = PPO.ValueLoss(newValues, oldValues.index_select(0, idx), returns.index_select(0, idx), mbMask,
-                    args.ClipValueLoss ? args.ClipCoef : null);
-                Lab.CheckFinite(valueLoss, "value loss", update, "try a smaller --value-learning-rate");
-                criticOptimizer.zero_grad();
-                valueLoss.backward();
-                criticGradNormSum += Grad.ClipNorm(critic.parameters(), args.MaxGradNorm);
-                criticOptimizer.step();
-
-                Add(sums, "policy_loss", pgLoss.ToDouble());
-                Add(sums, "value_loss", valueLoss.ToDouble());
-                Add(sums, "entropy", entropy.ToDouble());
-                Add(sums, "approx_kl_k1", k1);
-                Add(sums, "approx_kl_k3", k3);
-            }
-            epochsRun++;
-            // CleanRL's early stop: once an epoch has moved the policy more than target_kl from π_old, the rest of the
-            // batch's epochs are skipped (measured with k3 over the epoch's minibatches).
-            if (args.TargetKl > 0 && sums["approx_kl_k3"] / minibatches.Count > args.TargetKl) break;
-        }
-        int mbCount = args.NumMinibatches;
-
-        // ─── 5. report, and the penalty variant's β rule ─────────────────────────────────────────────────
-        using var _ = no_grad();
-        // d = Ê_t[KL[π_old(·|s_t), π_θ(·|s_t)]] after the update, exact over the vocabulary (the paper's d).
-        var after = Rollouts.Score(policy, sequences, P);
-        double d = Rollouts.MaskedMean(PPO.ExactKl(oldLogProbsAll, after.Logits.log_softmax(-1)), mask).ToDouble();
-        double newBeta = args.Variant == Variant.Penalty ? PPO.AdaptBeta(beta, d, args.KlTarget) : beta;
-
-        double klToBase = Rollouts.MaskedSum(Kl.K3(oldLogp, refLogp), mask, 1).mean().ToDouble();   // nats per completion
-        var measured = ArithmeticTask.Measure(problems, rollout.Completions);
-        var metrics = new List<(string, double)>
-        {
-            ("reward", scores.mean().ToDouble()),
-            ("accuracy", measured.Accuracy),
-            ("policy_loss", sums["policy_loss"] / mbCount),
-            ("value_loss", sums["value_loss"] / mbCount),
-            ("entropy", sums["entropy"] / mbCount),
-            ("approx_kl_k1", sums["approx_kl_k1"] / mbCount),
-            ("approx_kl_k3", sums["approx_kl_k3"] / mbCount),
-            ("kl_old_exact", d),
-            ("clipfrac", clipSum / clipCount),
-            ("explained_var", PPO.ExplainedVariance(oldValues, returns, mask)),
-            ("kl", klToBase),
-            ("epochs", epochsRun),
-            ("beta", beta),
-            ("grad_norm", gradNormSum / clipCount),
-            ("critic_grad_norm", criticGradNormSum / clipCount),
-            ("value_mean", Rollouts.MaskedMean(oldValues, mask).ToDouble()),
-            ("length", rollout.Lengths.to_type(ScalarType.Float64).mean().ToDouble()),
-        };
-        return (metrics, newBeta);
-    }
-
-    static void Add(Dictionary<string, double> sums, string key, double value) => sums[key] = sums.GetValueOrDefault(key) + value;
-
+    static void Add(Dictionary<string, double> sums, string key, double value) =>
+        sums[key] = sums.GetValueOrDefault(key) + value;
 
     /// <summary>The option's spelling on the command line.</summary>
     static string Name(Variant v) => v == Variant.Clip ? "clip" : "penalty";
 }
 
 /// <summary>
-/// PPO's pure functions — the clipped and the penalised surrogate, the value loss with its clip, the KL estimators and the
-/// exact KL, the β rule, GAE, advantage normalisation, explained variance, minibatching — pinned by
-/// tests/Chapters.Tests/PpoTests.cs to known values.
+/// PPO's pure functions, in the order an update uses them: GAE and advantage normalisation; the clipped and the
+/// penalised surrogate, with the exact KL; the value loss with its clip; the diagnostics (approx KL, clip fraction,
+/// explained variance); the penalty's β rule. tests/Chapters.Tests/PpoTests.cs pins them to known values.
 /// </summary>
 public static class PPO
 {
-    // ------------------------------------------------------------------ the policy's objective
-
-    /// <summary>
-    /// The clipped surrogate per sample, as a loss (CleanRL's pg_loss before the mean):
-    /// <code>
-    ///   max(−Â·r, −Â·clip(r, 1 − ε, 1 + ε)) = −min(r·Â, clip(r, 1 − ε, 1 + ε)·Â),     r = exp(logRatio)
-    /// </code>
-    /// The gradient is −Â·r·∇logRatio where the unclipped term is the min, and exactly 0 where the clipped (constant) term
-    /// is — i.e. once r has moved past 1 ± ε in the direction Â wants (see the file header §2). Any shape; elementwise.
-    /// </summary>
-    public static Tensor ClippedSurrogate(Tensor logRatio, Tensor advantages, double clipCoef)
-    {
-        var ratio = logRatio.exp();                                               // ρ_t = π_θ / π_θold
-        var unclipped = -advantages * ratio;                                      // −Â ρ
-        var clipped = -advantages * ratio.clamp(1 - clipCoef, 1 + clipCoef);      // −Â clip(ρ, 1 − ε, 1 + ε)
-        return maximum(unclipped, clipped);                                       // = −min(Â ρ, Â clip(ρ))
-    }
-
-    /// <summary>−L^CLIP: the clipped surrogate averaged over the real tokens. logRatio, advantages, mask: (B, M).</summary>
-    public static Tensor PolicyLoss(Tensor logRatio, Tensor advantages, Tensor mask, double clipCoef) =>
-        Rollouts.MaskedMean(ClippedSurrogate(logRatio, advantages.detach(), clipCoef), mask);
-
-    /// <summary>
-    /// −L^KLPEN = mean over the real tokens of −r·Â + β·KL[π_old(·|s_t), π_θ(·|s_t)] (paper eq. 8). <paramref name="kl"/>
-    /// (B, M) is the per-state KL, differentiable in θ (see <see cref="ExactKl"/>). No clip.
-    /// </summary>
-    public static Tensor PenaltyLoss(Tensor logRatio, Tensor advantages, Tensor kl, Tensor mask, double beta) =>
-        Rollouts.MaskedMean(-advantages.detach() * logRatio.exp() + beta * kl, mask);
-
-    /// <summary>
-    /// KL[π_old(·|s), π_θ(·|s)] = Σ_a π_old(a|s) (log π_old(a|s) − log π_θ(a|s)) at each state, from the two full
-    /// log-probability tables (…, V) → (…). Exact: no sampling. Differentiable in <paramref name="newLogProbs"/>.
-    /// </summary>
-    public static Tensor ExactKl(Tensor oldLogProbs, Tensor newLogProbs) => (oldLogProbs.exp() * (oldLogProbs - newLogProbs)).sum(-1);
-
-    /// <summary>
-    /// The two sample estimates of KL(π_old ‖ π_θ) CleanRL logs, from logRatio = log π_θ(a) − log π_old(a) with a ~ π_old,
-    /// averaged over the real tokens:
-    /// <code>
-    ///   k1 = mean(−logRatio)                 "old_approx_kl": unbiased, noisy, can be negative
-    ///   k3 = mean((r − 1) − logRatio)        "approx_kl": unbiased (E_old[r] = 1), ≥ 0, lower variance
-    /// </code>
-    /// (Schulman, "Approximating KL divergence", 2020; MinRL's Kl class derives both.) No gradient.
-    /// </summary>
-    public static (double k1, double k3) ApproxKl(Tensor logRatio, Tensor mask)
-    {
-        using var _ = no_grad();
-        var lr = logRatio.detach().to_type(ScalarType.Float64);
-        var m = mask.to_type(ScalarType.Float64);
-        double k1 = Rollouts.MaskedMean(-lr, m).ToDouble();
-        double k3 = Kl.OldToNew(logRatio, mask);                           // (ρ − 1) − log ρ, the shared text
-        return (k1, k3);
-    }
-
-    /// <summary>The share of real tokens whose ratio is outside [1 − ε, 1 + ε] (CleanRL's clipfracs: |r − 1| &gt; ε).</summary>
-    public static double ClipFraction(Tensor logRatio, Tensor mask, double clipCoef)
-    {
-        using var _ = no_grad();
-        var outside = (logRatio.detach().to_type(ScalarType.Float64).exp() - 1).abs().gt(clipCoef).to_type(ScalarType.Float64);
-        return Rollouts.MaskedMean(outside, mask.to_type(ScalarType.Float64)).ToDouble();
-    }
-
-    /// <summary>
-    /// The adaptive KL coefficient's update (paper §4), after an update that moved the policy by d:
-    /// d &lt; d_targ / 1.5 → β / 2;  d &gt; d_targ × 1.5 → β × 2;  otherwise β unchanged.
-    /// </summary>
-    public static double AdaptBeta(double beta, double d, double dTarget) =>
-        d < dTarget / 1.5 ? beta / 2 : d > dTarget * 1.5 ? beta * 2 : beta;
-
-    // ------------------------------------------------------------------ the value model's objective
-
-    /// <summary>
-    /// The value loss of CleanRL's ppo.py, over the real tokens:
-    /// <code>
-    ///   plain:    ½ (V − G)²
-    ///   clipped:  ½ max( (V − G)²,  (V_old + clip(V − V_old, −ε, ε) − G)² )
-    /// </code>
-    /// G = the λ-returns (targets), V_old = the values at rollout time. The clipped form stops the gradient once V has
-    /// moved more than ε from V_old in a direction that does not help (the max picks the larger, pessimistic, error).
-    /// </summary>
-    /// <param name="values">(B, M) V_φ(s_t), differentiable.</param>
-    /// <param name="oldValues">(B, M) V_old(s_t), constants.</param>
-    /// <param name="returns">(B, M) G_t, constants.</param>
-    /// <param name="mask">(B, M) real tokens.</param>
-    /// <param name="clipCoef">ε for the clipped form, null for the plain one.</param>
-    public static Tensor ValueLoss(Tensor values, Tensor oldValues, Tensor returns, Tensor mask, double? clipCoef)
-    {
-        var target = returns.detach();
-        var unclipped = (values - target).square();                                          // (V − G)²
-        if (clipCoef is not double eps) return 0.5 * Rollouts.MaskedMean(unclipped, mask);
-        var old = oldValues.detach();
-        var clippedValues = old + (values - old).clamp(-eps, eps);                           // V_old + clip(V − V_old, −ε, ε)
-        var clipped = (clippedValues - target).square();
-        return 0.5 * Rollouts.MaskedMean(maximum(unclipped, clipped), mask);
-    }
-
-    /// <summary>
-    /// 1 − Var[G − V] / Var[G] over the real tokens (CleanRL's explained_var): 1 when the values predict the returns, 0 when
-    /// no better than their mean, negative when worse; NaN when the returns are constant.
-    /// </summary>
-    public static double ExplainedVariance(Tensor values, Tensor returns, Tensor mask)
-    {
-        using var _ = no_grad();
-        var n = mask.sum();
-        double Var(Tensor x)                                                   // population variance, real tokens
-        {
-            var mean = (x * mask).sum() / n;
-            return (((x - mean).square() * mask).sum() / n).ToDouble();
-        }
-        double varReturns = Var(returns);
-        return varReturns == 0 ? double.NaN : 1 - Var(returns - values) / varReturns;
-    }
-
     // ------------------------------------------------------------------ advantages
 
     /// <summary>
@@ -652,14 +496,21 @@ public static class PPO
         return isLast.to_type(scores.dtype) * scores.unsqueeze(1);            // (N, T)
     }
 
+    // ─── GAE(γ, λ) (Schulman et al. 2016, arXiv:1506.02438; derived in chapter 2) ──────────────────────
+    //
+    //     δ_t = r_t + γ V(s_{t+1}) − V(s_t)   (V = 0 after the terminal token),    Â_t = δ_t + γλ Â_{t+1},
+    //
+    // with γ = 1 (one reward at the end of a ≤ 5-token completion: discounting would only make the targets
+    // depend on the length; InstructGPT, TRL) and λ = 0.95 (CleanRL's gae_lambda; chapter 2 measured λ = 0.95
+    // and λ = 1 within seed noise of each other on this task, and λ = 0 collapsing). Advantages are computed
+    // ONCE per batch, from V_old, before any update (they belong to π_θold). The value model's targets are the
+    // λ-returns G_t = Â_t + V_old(s_t).
+
     /// <summary>
-    /// GAE(γ, λ) advantages and λ-returns, written as CleanRL's ppo.py writes it: a backward loop over time, each step
-    /// vectorised over the batch,
-    /// <code>
-    ///   δ_t = r_t + γ V(s_{t+1}) − V(s_t),       Â_t = δ_t + γλ Â_{t+1},       G_t = Â_t + V(s_t),
-    /// </code>
-    /// where V(s_{t+1}) = 0 after a row's terminal token (its mask is 0 from there on) and, past the last column, the
-    /// bootstrap value of a cut-off rollout (<paramref name="lastValues"/>, default 0: terminal).
+    /// GAE(γ, λ) advantages and λ-returns, written as CleanRL's ppo.py writes it: a backward loop over time, each
+    /// step vectorised over the batch. V(s_{t+1}) = 0 after a row's terminal token (its mask is 0 from there on)
+    /// and, past the last column, the bootstrap value of a cut-off rollout (<paramref name="lastValues"/>,
+    /// default 0: terminal).
     /// </summary>
     /// <param name="rewards">(N, T) r_t, 0 after each row's end.</param>
     /// <param name="values">(N, T) V(s_t) (constants).</param>
@@ -694,7 +545,8 @@ public static class PPO
         return (advantages, (advantages + values) * mask);                     // G^λ = Â + V
     }
 
-    /// <summary>Â normalised to mean 0 and (unbiased) std 1 over the real tokens, 0 elsewhere (CleanRL: (A − mean)/(std + 1e-8)).</summary>
+    /// <summary>Â normalised to mean 0 and (unbiased) std 1 over the real tokens, 0 elsewhere (CleanRL's norm_adv:
+    /// (A − mean)/(std + 1e-8)). The loop applies it within each minibatch.</summary>
     public static Tensor NormalizeAdvantages(Tensor advantages, Tensor mask)
     {
         var n = mask.sum();
@@ -702,4 +554,177 @@ public static class PPO
         var variance = ((advantages - mean).square() * mask).sum() / (n - 1).clamp(min: 1);
         return (advantages - mean) / (variance.sqrt() + 1e-8) * mask;
     }
+
+    // ------------------------------------------------------------------ the policy's objective
+
+    // ─── The clipped surrogate (paper §3, eq. 7) ───────────────────────────────────────────────────────
+    //
+    //     L^CLIP(θ) = Ê_t[ min( ρ_t(θ) Â_t,  clip(ρ_t(θ), 1 − ε, 1 + ε) Â_t ) ],        ε = 0.2
+    //
+    // The second term removes the incentive to move ρ_t outside [1 − ε, 1 + ε]; the min makes L^CLIP a
+    // pessimistic bound on L^CPI (L^CLIP ≤ L^CPI everywhere, equal to first order at ρ = 1). Case by case:
+    //
+    //     Â > 0:  min(ρÂ, clip(ρ)Â) = min(ρ, 1 + ε)·Â      flat (zero gradient) once ρ > 1 + ε: no more credit
+    //                                                       for making a good token even more likely;
+    //                                                       for ρ < 1 − ε the unclipped ρÂ is the min: the
+    //                                                       gradient still pulls a good token back up.
+    //     Â < 0:  min(ρÂ, clip(ρ)Â) = max(ρ, 1 − ε)·Â      flat once ρ < 1 − ε; for ρ > 1 + ε (a bad token that
+    //                                                       became MORE likely) the gradient still pushes it down.
+    //
+    // So a sample stops contributing to the gradient exactly when it has already moved ε in the direction its
+    // advantage wants. The loss minimised in code is the negative, per token (CleanRL's pg_loss before the mean;
+    // PolicyLoss then averages it over a minibatch's real tokens):
+    //
+    //     max(−Â·ρ, −Â·clip(ρ, 1 − ε, 1 + ε)) = −min(ρ·Â, clip(ρ, 1 − ε, 1 + ε)·Â),     ρ = exp(logRatio).
+    //
+    // Its gradient is −Â·ρ·∇logRatio where the unclipped term is the one chosen, and exactly 0 where the clipped
+    // (constant) term is.
+
+    /// <summary>The clipped surrogate per token, as a loss (see above). Any shape; elementwise.</summary>
+    public static Tensor ClippedSurrogate(Tensor logRatio, Tensor advantages, double clipCoef)
+    {
+        var ratio = logRatio.exp();                                               // ρ_t = π_θ / π_θold
+        var unclipped = -advantages * ratio;                                      // −Â ρ
+        var clipped = -advantages * ratio.clamp(1 - clipCoef, 1 + clipCoef);      // −Â clip(ρ, 1 − ε, 1 + ε)
+        return maximum(unclipped, clipped);                                       // = −min(Â ρ, Â clip(ρ))
+    }
+
+    /// <summary>−L^CLIP: the clipped surrogate averaged over the real tokens. logRatio, advantages, mask: (B, M).
+    /// </summary>
+    public static Tensor PolicyLoss(Tensor logRatio, Tensor advantages, Tensor mask, double clipCoef) =>
+        Rollouts.MaskedMean(ClippedSurrogate(logRatio, advantages.detach(), clipCoef), mask);
+
+    // ─── The adaptive KL penalty (paper §4, eq. 8; --variant penalty) ──────────────────────────────────
+    //
+    //     L^KLPEN(θ) = Ê_t[ ρ_t(θ) Â_t − β KL[π_θold(·|s_t), π_θ(·|s_t)] ],
+    //
+    // the KL here taken EXACTLY, over the 15-token vocabulary at every state (ExactKl, below; we keep π_old's
+    // whole next-token distribution from the rollout: it is small). There is no clip: the penalty alone keeps
+    // π_θ near π_old, and β is adapted after each update so that the KL an update takes stays near a target
+    // (AdaptBeta, at the end of this class).
+
+    /// <summary>
+    /// −L^KLPEN = mean over the real tokens of −ρ·Â + β·KL[π_old(·|s_t), π_θ(·|s_t)]. <paramref name="kl"/> (B, M)
+    /// is the per-state KL, differentiable in θ (see <see cref="ExactKl"/>).
+    /// </summary>
+    public static Tensor PenaltyLoss(Tensor logRatio, Tensor advantages, Tensor kl, Tensor mask, double beta) =>
+        Rollouts.MaskedMean(-advantages.detach() * logRatio.exp() + beta * kl, mask);
+
+    /// <summary>
+    /// KL[π_old(·|s), π_θ(·|s)] = Σ_a π_old(a|s) (log π_old(a|s) − log π_θ(a|s)) at each state, from the two full
+    /// log-probability tables (…, V) → (…). Exact: no sampling. Differentiable in <paramref name="newLogProbs"/>.
+    /// </summary>
+    public static Tensor ExactKl(Tensor oldLogProbs, Tensor newLogProbs) =>
+        (oldLogProbs.exp() * (oldLogProbs - newLogProbs)).sum(-1);
+
+    // ------------------------------------------------------------------ the value model's objective
+
+    // ─── The value loss, and value clipping ────────────────────────────────────────────────────────────
+    //
+    // L^VF_t = (V_φ(s_t) − V_t^targ)², the target V_t^targ = G_t = Â_t + V_old(s_t) the λ-return (Gae, above).
+    // CleanRL's ppo.py halves it and, with clip_vloss, clips it:
+    //
+    //     ½ max( (V − G)²,  (V_old + clip(V − V_old, −ε, ε) − G)² ).mean()
+    //
+    // Value clipping keeps the value model near the values the advantages were computed from, the same
+    // trust-region idea as the policy clip (Baselines' PPO2, CleanRL's default): the max picks the larger,
+    // pessimistic, error, so the gradient stops once V has moved more than ε from V_old in a direction that does
+    // not help. The 37 details (#9) add that Engstrom et al. 2020 found no evidence that it helps and
+    // Andrychowicz et al. 2021 that it can hurt: `--clip-value-loss false` turns it off.
+
+    /// <summary>
+    /// The value loss over the real tokens: ½ (V − G)², or the clipped form above when
+    /// <paramref name="clipCoef"/> is given.
+    /// </summary>
+    /// <param name="values">(B, M) V_φ(s_t), differentiable.</param>
+    /// <param name="oldValues">(B, M) V_old(s_t), constants.</param>
+    /// <param name="returns">(B, M) G_t, constants.</param>
+    /// <param name="mask">(B, M) real tokens.</param>
+    /// <param name="clipCoef">ε for the clipped form, null for the plain one.</param>
+    public static Tensor ValueLoss(Tensor values, Tensor oldValues, Tensor returns, Tensor mask, double? clipCoef)
+    {
+        var target = returns.detach();
+        var unclipped = (values - target).square();                          // (V − G)²
+        if (clipCoef is not double eps) return 0.5 * Rollouts.MaskedMean(unclipped, mask);
+        var old = oldValues.detach();
+        var clippedValues = old + (values - old).clamp(-eps, eps);           // V_old + clip(V − V_old, −ε, ε)
+        var clipped = (clippedValues - target).square();
+        return 0.5 * Rollouts.MaskedMean(maximum(unclipped, clipped), mask);
+    }
+
+    // ------------------------------------------------------------------ diagnostics
+
+    // ─── How far the policy has moved: approx KL (Schulman, "Approximating KL divergence", 2020) ───────
+    //
+    // With logRatio = log ρ = log π_θ(a) − log π_old(a) on tokens a ~ π_old, two sample estimates of
+    // KL(π_old ‖ π_θ) = E_old[−log ρ], both logged, as CleanRL logs them:
+    //
+    //   k1 = mean(−log ρ)                 "old_approx_kl": unbiased, noisy, can be negative
+    //   k3 = mean((ρ − 1) − log ρ)        "approx_kl": unbiased too (E_old[ρ] = 1), ≥ 0, lower variance
+    //
+    // MinRL's Kl class derives both. The loop measures them on each minibatch before its step, as CleanRL does,
+    // and k3 drives --target-kl's early stop.
+
+    /// <summary>k1 and k3 (see above) of <paramref name="logRatio"/> over the real tokens. No gradient.</summary>
+    public static (double k1, double k3) ApproxKl(Tensor logRatio, Tensor mask)
+    {
+        using var _ = no_grad();
+        var lr = logRatio.detach().to_type(ScalarType.Float64);
+        var m = mask.to_type(ScalarType.Float64);
+        double k1 = Rollouts.MaskedMean(-lr, m).ToDouble();
+        double k3 = Kl.OldToNew(logRatio, mask);                           // (ρ − 1) − log ρ, the shared text
+        return (k1, k3);
+    }
+
+    // ─── The clip fraction (CleanRL's clipfracs) ───────────────────────────────────────────────────────
+    //
+    // The share of real tokens whose ratio is outside [1 − ε, 1 + ε], |ρ − 1| > ε: how often the clip is active.
+    // ~0 means PPO is plain policy gradient here; a large share (≳ 0.3) means the epochs are pushing against the
+    // trust region. Like CleanRL's, it ignores the sign of Â, so it also counts the tokens whose gradient the
+    // clip leaves alone (Â > 0 with ρ < 1 − ε, Â < 0 with ρ > 1 + ε: see ClippedSurrogate).
+
+    /// <summary>The share of real tokens with |ρ − 1| &gt; ε (see above). No gradient.</summary>
+    public static double ClipFraction(Tensor logRatio, Tensor mask, double clipCoef)
+    {
+        using var _ = no_grad();
+        var outside = (logRatio.detach().to_type(ScalarType.Float64).exp() - 1).abs().gt(clipCoef)
+            .to_type(ScalarType.Float64);                                     // 1 where |ρ − 1| > ε
+        return Rollouts.MaskedMean(outside, mask.to_type(ScalarType.Float64)).ToDouble();
+    }
+
+    /// <summary>
+    /// 1 − Var[G − V] / Var[G] over the real tokens (CleanRL's explained_var): 1 when the values predict the
+    /// returns, 0 when no better than their mean, negative when worse; NaN when the returns are constant.
+    /// </summary>
+    public static double ExplainedVariance(Tensor values, Tensor returns, Tensor mask)
+    {
+        using var _ = no_grad();
+        var n = mask.sum();
+        double Var(Tensor x)                                                   // population variance, real tokens
+        {
+            var mean = (x * mask).sum() / n;
+            return (((x - mean).square() * mask).sum() / n).ToDouble();
+        }
+        double varReturns = Var(returns);
+        return varReturns == 0 ? double.NaN : 1 - Var(returns - values) / varReturns;
+    }
+
+    // ------------------------------------------------------------------ the penalty's β rule
+
+    // ─── The β rule (paper §4) ─────────────────────────────────────────────────────────────────────────
+    //
+    // After each update, with d = Ê_t[KL[π_θold(·|s_t), π_θ(·|s_t)]] measured on the batch (exactly: the
+    // logged kl_old_exact):
+    //
+    //     d < d_targ / 1.5  →  β ← β / 2          the policy barely moved: penalise less
+    //     d > d_targ × 1.5  →  β ← β × 2          it moved too far: penalise more
+    //
+    // (The paper: "the parameters 1.5 and 2 above are chosen heuristically, but the algorithm is not very
+    // sensitive to them"; the initial β "is not important in practice because the algorithm quickly adjusts
+    // it".) Among the paper's adaptive-penalty settings, d_targ = 0.01 scored best in its MuJoCo comparison
+    // (its Table 1).
+
+    /// <summary>The β for the next update, after one that moved the policy by d (the rule above).</summary>
+    public static double AdaptBeta(double beta, double d, double dTarget) =>
+        d < dTarget / 1.5 ? beta / 2 : d > dTarget * 1.5 ? beta * 2 : beta;
 }
