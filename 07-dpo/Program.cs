@@ -19,100 +19,49 @@
 //
 // The data. Before training, the base model (the SFT policy every chapter starts from) answers each of
 // 4,096 training prompts twice at T = 1; pairs whose two answers are identical are dropped, and the judge
-// labels the rest: a fixed set D = {(x, y_w, y_l)} of ≈ 3,700 preference pairs, y_w the winner (seed 1:
-// 28% ties with coin-flip labels, 36% differ only in style, 18% only in correctness, 18% in both; noise
-// ceiling 0.84). That is the whole of DPO's contact with the world: it never samples from the policy it
-// trains, and never sees a reward — it is offline, like supervised learning (summary.json's
-// samples_generated counts the 2 × 4,096 base samples behind the pairs, as chapters 5 and 6 count theirs;
-// none is drawn from the policy being trained).
+// labels the rest: a fixed set D = {(x, y_w, y_l)} of ≈ 3,700 preference pairs, y_w the winner (the run prints
+// the shares of ties, style-only, correctness-only and both-ways pairs). That is the whole of DPO's contact with
+// the world: it never samples from the policy it trains, and never sees a reward — it is offline, like supervised
+// learning (summary.json's samples_generated counts the 2 × 4,096 base samples behind the pairs, as chapters 5
+// and 6 count theirs; none is drawn from the policy being trained).
 //
-// ─── From the RLHF objective to a classification loss ────────────────────────────────────────────────
+// ─── The objective ───────────────────────────────────────────────────────────────────────────────────
 //
 // Chapter 6 fits a reward model r_φ to D and then maximises, with PPO, the KL-regularised objective
 //
 //     max_π  E_{x∼D, y∼π(·|x)} [ r(x, y) ]  −  β · KL( π(·|x) ‖ π_ref(·|x) ).                          (1)
 //
-// DPO (Rafailov et al. 2023) observes that (1) can be solved in closed form. For one prompt x, write the
-// objective as a sum over completions and bring it under one logarithm:
-//
-//     Σ_y π(y) [ r(y) − β log(π(y)/π_ref(y)) ]  =  −β Σ_y π(y) log[ π(y) / (π_ref(y) e^{r(y)/β}) ]
-//                                               =  −β KL( π ‖ π* )  +  β log Z(x),
-//
-//     π*(y|x) = π_ref(y|x) · exp(r(x, y)/β) / Z(x),       Z(x) = Σ_y π_ref(y|x) exp(r(x, y)/β).          (2)
-//
-// Z(x) does not depend on π, and KL ≥ 0 with equality only at π = π* (Gibbs' inequality): the optimal
-// policy of (1) is the reference re-weighted by exp(reward/β). Now read (2) backwards — solve it for r:
-//
-//     r(x, y) = β log( π*(y|x) / π_ref(y|x) )  +  β log Z(x).                                          (3)
-//
-// Every reward function is, up to a term that depends on x alone, the log-ratio of its optimal policy to
-// the reference — the "implicit reward" r̂_θ(x, y) = β log π_θ(y|x)/π_ref(y|x) of a policy π_θ. And the
-// preference model only ever looks at reward DIFFERENCES on the same prompt, where β log Z(x) cancels:
-//
-//     P(y_w ≻ y_l | x) = σ( r(x, y_w) − r(x, y_l) )                                 (Bradley–Terry)
-//                      = σ( β log π*(y_w|x)/π_ref(y_w|x)  −  β log π*(y_l|x)/π_ref(y_l|x) ).
-//
-// So instead of fitting a reward model and then a policy, fit the policy directly: put π_θ in the place of
-// π* and maximise the likelihood of the labels — binary cross-entropy, the reward-model loss of chapter 5
-// with r̂_θ as the reward model:
+// DPO (Rafailov et al. 2023) solves (1) in closed form — its optimal policy is π_ref re-weighted by exp(r/β) —
+// and reads the solution backwards: every reward is, up to a term in x alone, β log π*(y|x)/π_ref(y|x), and that
+// term cancels in the Bradley–Terry probability of a preference. So instead of fitting a reward model and then a
+// policy, fit the policy directly, by maximising the likelihood of the labels (DirectPreference.DpoLosses
+// derives it):
 //
 //     L_DPO(θ) = −E_{(x, y_w, y_l)∼D} log σ( β [ (log π_θ(y_w|x) − log π_ref(y_w|x))
 //                                             − (log π_θ(y_l|x) − log π_ref(y_l|x)) ] ).               (4)
 //
 //     in code:  h = (logp_chosen − ref_chosen) − (logp_rejected − ref_rejected);  loss = −logsigmoid(β·h)
 //
-// Three things make (4) concrete:
-//   * log π(y|x) is the log-probability of the WHOLE completion, Σ_t log π(y_t | x, y_<t), summed over its
-//     tokens up to and including <eos> (the completion mask drops the padding after it);
-//   * π_ref is frozen, so its log-probabilities of D's completions never change: they are computed ONCE,
-//     before training, and kept in a table (TRL's precompute_ref_log_probs). A training step runs one model;
-//   * β sets how far from π_ref the implicit reward lets the policy go: the same β as in (1).
+// log π(y|x) is the log-probability of the whole completion (DirectPreference.CompletionLogProbs), and β sets how
+// far from π_ref the implicit reward r̂_θ(x, y) = β log π_θ(y|x)/π_ref(y|x) lets the policy go: the same β as in (1).
 //
-// What the gradient does (differentiate −log σ(βh), σ' = σ(1 − σ)):
+// The variants (--loss), each derived above the function that computes it:
+//   dpo            (4): DirectPreference.DpoLosses.
+//   cdpo           "conservative DPO" (Mitchell 2023), labels flipped with probability ε:
+//                  L = −(1 − ε) log σ(βh) − ε log σ(−βh) (TRL: label_smoothing = ε): DirectPreference.DpoLosses.
+//   ipo            Azar et al. 2023: L = (h − 1/(2β))², on per-token mean log-probs: DirectPreference.IpoLosses.
+//   plackett-luce  Rafailov et al. 2023, appendix A.3: rankings of K > 2 completions, the Plackett–Luce likelihood
+//                  with the implicit reward: DirectPreference.PlackettLuceLosses.
 //
-//     ∇_θ L = −β · σ( r̂_θ(y_l) − r̂_θ(y_w) ) · [ ∇ log π_θ(y_w|x) − ∇ log π_θ(y_l|x) ].
+// ─── The loop ────────────────────────────────────────────────────────────────────────────────────────
 //
-// Raise the winner, lower the loser — weighted by σ(r̂_l − r̂_w), the probability the implicit reward
-// model gives to the WRONG order. Pairs it already ranks right by a wide margin stop mattering; that
-// weight is what keeps DPO from the degenerate "unlikelihood" solution of lowering y_l without limit.
-//
-// ─── Why log π(y_w) can fall while the accuracy rises ────────────────────────────────────────────────
-//
-// The loss sees only the difference h of two log-ratios, so it is indifferent to moving both log-probs
-// down together; what it asks is that y_l fall FASTER than y_w. And the two are tied together: here y_w
-// and y_l usually share their digits ("56.<eos>" vs "56<eos>" — a style-only pair), so the gradient that
-// lowers y_l lowers the shared prefix "56" for y_w too, and the probability that leaves both goes to
-// completions that are in neither (other sums, other styles). Summed over a dataset in which most
-// completions appear both as winners and as losers of different pairs, the usual outcome is that
-// logps/chosen and logps/rejected both fall, the rejected faster — margins and accuracy up, chosen
-// likelihood down. This chapter logs both. In the default run (seed 1, means over 25-step windows) the
-// batch accuracy climbs 0.59 → 0.72 and the margin 0.12 → 0.59 while logps/chosen FALLS −2.87 → −3.21
-// nats (logps/rejected −3.83 → −5.11): rewards/chosen is negative, −0.23, for most of the run — the
-// winners end up less likely than under π_ref, the losers much less. With the DPO paper's β = 0.1 the
-// effect is far larger (logps/chosen −3.4 → −6.5 in 400 steps), and the probability that leaves the data
-// lands on completions no pair covered: correctness falls (table below). It is why DPO's log-likelihood of
-// the chosen completions is not a progress measure, and the motivation for variants that add an SFT term
-// on y_w (RPO; "DPO-positive").
-//
-// ─── The variants (--loss) ───────────────────────────────────────────────────────────────────────────
-//
-//   dpo            (4).
-//   cdpo           "conservative DPO" (Mitchell 2023): if each label is flipped with probability ε, the
-//                  likelihood of the observed label is (1 − ε)σ(βh) + ε σ(−βh); its cross-entropy
-//                  surrogate is      L = −(1 − ε) log σ(βh) − ε log σ(−βh)    (TRL: label_smoothing = ε).
-//                  (4) is minimised only as h → ∞; this one at the finite βh = log((1 − ε)/ε) (2.2 for
-//                  ε = 0.1): it stops pushing pairs that are already well separated.
-//   ipo            Azar et al. 2023 (ΨPO with Ψ = identity). With deterministic or near-deterministic
-//                  labels, (4) drives h → ∞ whatever β is, and the KL leash stops holding. IPO instead
-//                  regresses h onto a finite target:   L = ( h − 1/(2β) )²   (their eq. 17, β = their τ),
-//                  with log π the MEAN per-token log-prob of a completion, as in TRL (average_log_prob).
-//                  At the default β = 0.5 the target is a margin of 1 nat per token.
-//   plackett-luce  Rafailov et al. 2023, appendix A.3: rankings of K > 2 completions τ(1) ≻ … ≻ τ(K). The
-//                  Plackett–Luce model picks the best with probability ∝ exp(r), then the best of the rest,
-//                  and so on; with the implicit reward, Z(x) again cancels:
-//                      L = −Σ_{k=1..K} log [ exp(r̂_τ(k)) / Σ_{j=k..K} exp(r̂_τ(j)) ],   r̂ = β log π_θ/π_ref.
-//                  For K = 2 it is (4). The data: K base samples per prompt (prompts with a repeated
-//                  completion dropped), ranked by the judge's Plackett–Luce draw at the same τ.
+//   1. data     the base model answers --train-prompts prompts twice at T = 1 (K times for plackett-luce), and
+//               the judge labels the answers: D, made once, before training
+//   2. π_ref    its log-probs of every completion in D, computed once (it is frozen)
+//   3. batch    --batch-size tuples from shuffled passes over D, one forward pass of the policy
+//   4. loss     log π summed over the completion tokens (averaged for ipo), then the chosen --loss
+//   5. update   one AdamW step, the gradient norm clipped to --max-grad-norm
+//   6. report   the metrics below; every --eval-every steps, the held-out evaluation
 //
 // ─── What is logged (TRL's DPOTrainer names) ─────────────────────────────────────────────────────────
 //
@@ -120,50 +69,16 @@
 // reward of the winners), rewards/rejected (of the losers), rewards/accuracies = share of pairs with
 // rewards/chosen > rewards/rejected (strictly: 0 at step 1, where π_θ = π_ref), rewards/margins = their
 // mean difference; logps/chosen and logps/rejected (summed log-probs under π_θ); the gradient norm. For
-// Plackett–Luce "chosen" is the top of each ranking and "rejected" its bottom. Every --eval-every steps,
-// on the 512 held-out prompts: the gold metric — the mean gold score of the policy's own T = 1 samples —
-// with its two parts ('.' share and correctness), the well-formed share, and KL(π_θ ‖ π_ref) per
-// completion (k3 per token, summed, on those samples); and the implicit reward model's accuracy on
-// held-out pairs (pairs built the same way from the held-out prompts). Output in runs/07-dpo/seed<seed>/:
-// metrics.csv, curves.svg, summary.json.
+// Plackett–Luce "chosen" is the top of each ranking and "rejected" its bottom. Every --eval-every steps, on the
+// 512 held-out prompts: the gold metric — the mean gold score of the policy's own T = 1 samples — with its two
+// parts ('.' share and correctness), the well-formed share, and KL(π_θ ‖ π_ref) per completion (k3 per token,
+// summed, on those samples); and the implicit reward model's accuracy on held-out pairs (pairs built the same way
+// from the held-out prompts). Output in runs/07-dpo/seed<seed>/: metrics.csv, curves.svg, summary.json.
 //
-// ─── Measured ────────────────────────────────────────────────────────────────────────────────────────
-//
-// On TorchSharp, the default engine (libtorch 2.10, 1 thread; 2026-12-03, seeds 1 / 2 / 3, `dotnet run -c Release
-// --project compare -- --seed N`): gold 0.363 → 0.562 / 0.586 / 0.606, KL 0.83 / 0.92 / 0.90 nats, 11–11 s. The
-// numbers that follow were measured on MinTorch (`-p:Engine=MinTorch`), which trains its own base model from the
-// same seed.
-//
-// Gold = mean gold score of T = 1 samples on the 512 held-out prompts (the same random numbers before and
-// after); "." = share ending in "."; correct = sampled accuracy; KL = KL(π_θ ‖ π_ref) per completion (k3,
-// summed over tokens) on those samples. Base: gold 0.420, "." 0.56, correct 0.25. Wall times for the three
-// default runs on 2 quiet cores (`dotnet run -c Release --project compare -- --seed N`, 2026-11-22); the
-// variants' on 2 cores shared with other jobs (load average 12–15; each used 11–13 s of CPU, 20 s for
-// Plackett–Luce).
-//
-//   run (defaults: β 0.5, lr 1e-4, 200 steps × 64 pairs)   gold final   "."    correct   KL     wall
-//   dpo, seed 1                                               0.583     0.93    0.31    0.83   8.2 s
-//   dpo, seed 2                                               0.569     0.94    0.29    0.72   9.9 s
-//   dpo, seed 3                                               0.547     0.96    0.26    0.76   8.4 s
-//   cdpo ε 0.1, seed 1                                        0.579     0.90    0.31    0.53   40 s
-//   ipo, seed 1                                               0.558     0.88    0.30    0.58   40 s
-//   plackett-luce K 4, seed 1 (2,341 rankings)                0.608     0.96    0.32    0.62   69 s
-//
-// β decides whether correctness survives (150 steps, lr 1e-4, seeds 1 / 2):
-//
-//   β     gold final      "."          correct       KL
-//   0.1   0.475 / 0.451   0.94 / 0.94  0.20 / 0.18   1.67 / 1.73
-//   0.3   0.562 / 0.558   0.94 / 0.97  0.28 / 0.27   1.30 / 1.28
-//   0.5   0.567 / 0.570   0.92 / 0.94  0.29 / 0.29   0.74 / 0.70
-//
-// All of them learn the style ("." 0.56 → 0.9+) within ≈ 50 steps. With β = 0.1 (the DPO paper's and TRL's
-// default, and the PyTorch prototype's) the policy then keeps drifting — at more than twice the KL —
-// and its arithmetic erodes; halving the learning rate to 5e-5 only slows that (correct 0.24 / 0.21). A
-// larger β makes the loss saturate at smaller log-ratios (σ(−βh) dies sooner), so the policy stays where
-// the data is, and what the pairs say about correctness (18% of them differ only in it; the implicit
-// reward ranks ≈ 70% of those held-out pairs right) even lifts it a little. Hence this chapter's β 0.5.
-// The Plackett–Luce run sees 4 completions per prompt instead of 2 — more comparisons per prompt, and
-// twice the forward passes per step.
+// Key findings: every loss learns the '.' within ≈ 50 steps (gold 0.36 → 0.56–0.61, seeds 1–3); with the DPO
+// paper's β = 0.1 the policy then drifts at twice the KL and loses arithmetic, hence β 0.5 here; and the winners'
+// log-likelihood falls while the preference accuracy rises (DirectPreference.DpoLosses says why).
+// Results, experiments and curves: docs/07-dpo.md
 //
 // References: R. Rafailov, A. Sharma, E. Mitchell, S. Ermon, C. D. Manning, C. Finn, "Direct Preference
 // Optimization: Your Language Model is Secretly a Reward Model", NeurIPS 2023 (arXiv:2305.18290), incl.
@@ -178,59 +93,71 @@ using static TorchSharp.torch;
 
 namespace Dpo;
 
-/// <summary>Which preference loss trains the policy (see the file header).</summary>
+/// <summary>Which preference loss trains the policy (each is derived above its function in
+/// <see cref="DirectPreference"/>).</summary>
 public enum LossKind
 {
     /// <summary>−log σ(β h): Rafailov et al. 2023, eq. 7 (TRL's "sigmoid").</summary>
     Dpo,
-    /// <summary>−(1 − ε) log σ(β h) − ε log σ(−β h): conservative DPO, labels flipped with probability ε.</summary>
+    /// <summary>−(1 − ε) log σ(β h) − ε log σ(−β h): conservative DPO, labels flipped with probability ε.
+    /// </summary>
     Cdpo,
     /// <summary>(h − 1/(2β))² on length-normalised log-probs: Azar et al. 2023, eq. 17.</summary>
     Ipo,
-    /// <summary>The Plackett–Luce likelihood of rankings of K completions: Rafailov et al. 2023, appendix A.3.</summary>
+    /// <summary>The Plackett–Luce likelihood of rankings of K completions: Rafailov et al. 2023, appendix A.3.
+    /// </summary>
     PlackettLuce,
 }
 
 /// <summary>The chapter's hyper-parameters: one command-line option each (<c>--beta 0.1</c>).</summary>
 public sealed record Args : LabArgs
 {
-    [Help("optimiser steps: ≈ 3.4 passes over the ≈ 3,700 pairs; most of the gold gain comes in the first ≈ 75 (measured here)", Min = 1)]
+    [Help("optimiser steps, ≈ 3.4 passes over the ≈ 3,700 pairs at the default batch size", Min = 1)]
     public override int Steps { get; init; } = 200;
 
-    [Help("the loss: dpo, cdpo (label smoothing), ipo (squared, length-normalised) or plackett-luce (rankings of --ranking-size)")]
+    [Help("the loss: dpo, cdpo (label smoothing), ipo (squared, length-normalised) " +
+          "or plackett-luce (rankings of --ranking-size)")]
     public LossKind Loss { get; init; } = LossKind.Dpo;
 
-    [Help("β, the KL strength of the implicit reward β·log π/π_ref; measured here (header table): the DPO paper's and TRL's 0.1 learns the '.' as fast but erodes correctness at twice the KL, 0.5 keeps it", Min = 0)]
+    [Help("β, the KL strength of the implicit reward β·log π/π_ref " +
+          "(tuned here: docs/07-dpo.md; the DPO paper's and TRL's default: 0.1)", Min = 0)]
     public double Beta { get; init; } = 0.5;
 
-    [Help("ε of --loss cdpo: the assumed probability that a label is flipped (Mitchell 2023's example 0.1; TRL's label_smoothing)", Min = 0, Max = 0.5)]
+    [Help("ε of --loss cdpo, the assumed probability that a label is flipped " +
+          "(Mitchell 2023's example: 0.1; TRL's label_smoothing)", Min = 0, Max = 0.5)]
     public double LabelSmoothing { get; init; } = 0.1;
 
-    [Help("K, completions ranked per prompt for --loss plackett-luce (2 would be DPO); 4 is not tuned", Min = 2, Max = 8)]
+    [Help("K, the completions ranked per prompt for --loss plackett-luce, where K = 2 would be DPO (not tuned)",
+          Min = 2, Max = 8)]
     public int RankingSize { get; init; } = 4;
 
-    [Help("pairs (or rankings) per optimiser step (the DPO paper's batch size 64)", Min = 1)]
+    [Help("pairs (or rankings) per optimiser step (the DPO paper's batch size: 64)", Min = 1)]
     public int BatchSize { get; init; } = 64;
 
-    [Help("AdamW learning rate (the PyTorch prototype's 1e-4, DESIGN.md: 3e-4 overshoots)", Min = 0)]
+    [Help("AdamW learning rate (the book's PyTorch prototype's: 1e-4)", Min = 0)]
     public double LearningRate { get; init; } = 1e-4;
 
-    [Help("AdamW weight decay; 0 because decay pulls towards 0, not towards π_ref (the Hugging Face Trainer's default)", Min = 0)]
+    [Help("AdamW weight decay, 0 because decay pulls towards 0 rather than towards π_ref " +
+          "(the Hugging Face Trainer's default: 0)", Min = 0)]
     public double WeightDecay { get; init; } = 0.0;
 
-    [Help("clip the gradient's global norm to this before each step (the DPO authors' code, eric-mitchell/direct-preference-optimization config.yaml: max_grad_norm 10; 0 = no clipping)", Min = 0)]
+    [Help("the global gradient norm is clipped to this before each step, 0 = no clipping (the DPO authors' code, " +
+          "eric-mitchell/direct-preference-optimization config.yaml: max_grad_norm 10)", Min = 0)]
     public double MaxGradNorm { get; init; } = 10.0;
 
-    [Help("training prompts the base model answers to make the preference data (2 answers each; K for plackett-luce)", Min = 8, Max = 9488)]
+    [Help("training prompts the base model answers to make the preference data " +
+          "(2 answers each, K for plackett-luce)", Min = 8, Max = 9488)]
     public int TrainPrompts { get; init; } = 4096;
 
-    [Help("evaluate on the 512 held-out prompts every this many steps (0 = only at the start and the end)", Min = 0)]
+    [Help("evaluate on the 512 held-out prompts every this many steps (0 = only at the start and the end)",
+          Min = 0)]
     public int EvalEvery { get; init; } = 50;
 }
 
 public static class Program
 {
-    public static int Main(string[] args) => Lab.Run<Args>(args, "07-dpo", "DPO on a+b= preferences: the policy is its own reward model", Train);
+    public static int Main(string[] args) => Lab.Run<Args>(args, "07-dpo",
+        "DPO on a+b= preferences: the policy is its own reward model", Train);
 
     /// <summary>The whole chapter: make the preference data, score it once under π_ref, then loss → update →
     /// report, repeated.</summary>
@@ -242,7 +169,7 @@ public static class Program
 
         // ─── the policy, its frozen reference, the task, the judge ───────────────────────────────────
         var task = new ArithmeticTask();                              // 9,488 training problems, 512 held out
-        var world = new PreferenceWorld();                            // gold = 1[correct] + 0.3·1[ends in "."], τ = 0.1
+        var world = new PreferenceWorld();                 // gold = 1[correct] + 0.3·1[ends in "."], τ = 0.1
         var policy = BaseModel.Load(new BaseModelConfig());
         var reference = BaseModel.Load(new BaseModelConfig(), TextWriter.Null);
         reference.eval();
@@ -253,10 +180,13 @@ public static class Program
         var trainPrompts = task.Train.Take(args.TrainPrompts).ToArray();
         var train = Preferences.Make(reference, world, trainPrompts, K, seed: args.Seed);
         var heldOut = Preferences.Make(reference, world, task.Eval, K, seed: args.Seed + 1_000_003);
-        Lab.Print($"preference data: {train.Count} {(K == 2 ? "pairs" : $"rankings of {K}")} from {trainPrompts.Length} training prompts " +
-                  $"({Describe(train)}), {heldOut.Count} held out; made in {Lab.Fmt(clock.Elapsed.TotalSeconds)} s");
+        Lab.Print($"preference data: {train.Count} {(K == 2 ? "pairs" : $"rankings of {K}")} " +
+                  $"from {trainPrompts.Length} training prompts ({Describe(train)}), {heldOut.Count} held out; " +
+                  $"made in {Lab.Fmt(clock.Elapsed.TotalSeconds)} s");
 
         // ─── 2. π_ref's log-probs of every completion, computed once ─────────────────────────────────
+        // π_ref is frozen, so its log-probabilities of D's completions never change: they are computed ONCE, before
+        // training, and kept in a table (TRL's precompute_ref_log_probs). A training step runs one model.
         var refTrain = Preferences.TokenLogProbs(reference, train);  // (N, K, M), frozen for the whole run
         var refHeldOut = Preferences.TokenLogProbs(reference, heldOut);
 
@@ -264,19 +194,21 @@ public static class Program
         var order = new Epochs(train.Count, new SplitMix64(args.Seed));               // shuffled passes over the data
 
         using var log = new MetricsLog(Path.Combine(args.Out, "metrics.csv"),
-            "loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected",
+            "loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins",
+            "logps/chosen", "logps/rejected",
             "grad_norm", "eval_gold", "eval_period", "eval_accuracy", "eval_well_formed", "eval_kl",
             "eval_rewards/accuracies", "eval_rewards/margins");
         var baseEval = Evaluate(policy, reference, task.Eval);
         var baseHeldOut = HeldOutRewards(policy, heldOut, refHeldOut, args);
         log.Add(0, [.. baseEval.Metrics(), .. baseHeldOut.Metrics("eval_")]);
-        Lab.Print($"base model, held-out T = 1 samples: gold {Lab.Fmt(baseEval.Gold)}, '.' share {Lab.Fmt(baseEval.Period)}, " +
-                  $"accuracy {Lab.Fmt(baseEval.Accuracy)}");
+        Lab.Print($"base model, held-out T = 1 samples: gold {Lab.Fmt(baseEval.Gold)}, " +
+                  $"'.' share {Lab.Fmt(baseEval.Period)}, accuracy {Lab.Fmt(baseEval.Accuracy)}");
 
         var final = baseEval;
         var finalHeldOut = baseHeldOut;
         var trainClock = Stopwatch.StartNew();
-        using (var progress = Lab.Progress(steps, $"{LossName(args.Loss)}", "loss", "rewards/accuracies", "eval_gold", "eval_kl"))
+        using (var progress = Lab.Progress(steps, $"{LossName(args.Loss)}",
+                   "loss", "rewards/accuracies", "eval_gold", "eval_kl"))
         {
             for (int step = 1; step <= steps; step++)
             {
@@ -291,8 +223,9 @@ public static class Program
 
                 // ─── 4. the loss: log π summed over completion tokens (averaged for IPO) ─────────────
                 bool average = args.Loss == LossKind.Ipo;
-                var logp = DirectPreference.CompletionLogProbs(tok, batch.Masks, average);      // (B, K): log π_θ(y_k|x)
-                var refLogp = DirectPreference.CompletionLogProbs(refTok, batch.Masks, average); // (B, K): log π_ref(y_k|x)
+                // log π_θ(y_k|x) and log π_ref(y_k|x) of the K completions of each tuple
+                var logp = DirectPreference.CompletionLogProbs(tok, batch.Masks, average);        // (B, K)
+                var refLogp = DirectPreference.CompletionLogProbs(refTok, batch.Masks, average);  // (B, K)
                 var losses = DirectPreference.Losses(args.Loss, logp, refLogp, args.Beta, args.LabelSmoothing); // (B)
                 var loss = losses.mean();
                 Lab.CheckFinite(loss, "loss", step);
@@ -326,13 +259,17 @@ public static class Program
         }
         double trainSeconds = trainClock.Elapsed.TotalSeconds;
 
-        var plot = new SvgPlot($"07-dpo — {LossName(args.Loss)}, β {Lab.Fmt(args.Beta)}, seed {args.Seed}") { Smoothing = 0.9 };
+        var plot = new SvgPlot($"07-dpo — {LossName(args.Loss)}, β {Lab.Fmt(args.Beta)}, seed {args.Seed}")
+            { Smoothing = 0.9 };
         plot.Add("gold of the policy's samples (held out, T = 1)", log.Dots("eval_gold")).HLine(baseEval.Gold, "base");
-        plot.Add("'.' share and correctness (held out)", log.Dots("eval_period", "'.' share"), log.Dots("eval_accuracy", "correct"));
-        plot.Add("implicit rewards β log π/π_ref (batch)", log.Series("rewards/chosen", label: "chosen"), log.Series("rewards/rejected", label: "rejected"));
+        plot.Add("'.' share and correctness (held out)",
+            log.Dots("eval_period", "'.' share"), log.Dots("eval_accuracy", "correct"));
+        plot.Add("implicit rewards β log π/π_ref (batch)",
+            log.Series("rewards/chosen", label: "chosen"), log.Series("rewards/rejected", label: "rejected"));
         plot.Add("preference accuracy of the implicit reward", log.Series("rewards/accuracies", label: "batch"),
             log.Dots("eval_rewards/accuracies", "held-out pairs")).HLine(train.NoiseCeiling, "noise ceiling");
-        plot.Add("log π_θ of the completions (nats, batch)", log.Series("logps/chosen", label: "chosen"), log.Series("logps/rejected", label: "rejected"));
+        plot.Add("log π_θ of the completions (nats, batch)",
+            log.Series("logps/chosen", label: "chosen"), log.Series("logps/rejected", label: "rejected"));
         plot.Add("KL to reference (nats / completion)", log.Dots("eval_kl"));
         plot.Write(Path.Combine(args.Out, "curves.svg"));
 
@@ -352,17 +289,21 @@ public static class Program
                 ["accuracy_final"] = final.Accuracy,
                 ["well_formed_final"] = final.WellFormed,
                 ["heldout_pair_accuracy"] = finalHeldOut.Accuracy,
-                ["heldout_style_only_accuracy"] = HeldOutAccuracyOf(policy, heldOut, refHeldOut, args, PairKind.StyleOnly),
-                ["heldout_correctness_only_accuracy"] = HeldOutAccuracyOf(policy, heldOut, refHeldOut, args, PairKind.CorrectnessOnly),
+                ["heldout_style_only_accuracy"] =
+                    HeldOutAccuracyOf(policy, heldOut, refHeldOut, args, PairKind.StyleOnly),
+                ["heldout_correctness_only_accuracy"] =
+                    HeldOutAccuracyOf(policy, heldOut, refHeldOut, args, PairKind.CorrectnessOnly),
                 ["noise_ceiling"] = train.NoiseCeiling,
                 ["kl_estimator"] = "k3 per token, summed over the completion",
                 ["models_held"] = 2,
                 ["trainable_params"] = policy.NumParameters(),
-                ["samples_generated"] = (long)trainPrompts.Length * K,   // base samples behind the training data (offline)
+                ["samples_generated"] = (long)trainPrompts.Length * K,   // base samples behind the data (offline)
                 ["pairs"] = train.Count,
-                ["pairs_source"] = $"{K} T=1 samples of the base model per training prompt ({trainPrompts.Length} prompts), " +
+                ["pairs_source"] = $"{K} T=1 samples of the base model per training prompt " +
+                                   $"({trainPrompts.Length} prompts), " +
                                    (K == 2 ? "identical pairs dropped, labelled by Bradley–Terry on gold (τ 0.1)"
-                                           : "prompts with a repeated completion dropped, ranked by Plackett–Luce on gold (τ 0.1)"),
+                                           : "prompts with a repeated completion dropped, " +
+                                             "ranked by Plackett–Luce on gold (τ 0.1)"),
                 ["steps"] = steps,
                 ["epochs"] = (double)steps * args.BatchSize / train.Count,
                 ["train_s"] = trainSeconds,
@@ -379,7 +320,8 @@ public static class Program
     public sealed record PolicyEval(double Gold, double Period, double Accuracy, double WellFormed, double Kl)
     {
         public (string, double)[] Metrics() =>
-            [("eval_gold", Gold), ("eval_period", Period), ("eval_accuracy", Accuracy), ("eval_well_formed", WellFormed), ("eval_kl", Kl)];
+            [("eval_gold", Gold), ("eval_period", Period), ("eval_accuracy", Accuracy),
+             ("eval_well_formed", WellFormed), ("eval_kl", Kl)];
     }
 
     /// <summary>Samples the held-out prompts once at T = 1 and measures gold, its parts, and KL(π_θ ‖ π_ref) per
@@ -388,8 +330,8 @@ public static class Program
     {
         using var scope = NewDisposeScope();   // TorchSharp: frees the rollouts and their log-probs on return
         using var _ = no_grad();
-        var rollout = Rollouts.Generate(policy, ArithmeticTask.EncodePrompts(problems), ArithmeticTask.MaxCompletionLength,
-            generator: new Generator(BaseModel.EvalSeed));
+        var rollout = Rollouts.Generate(policy, ArithmeticTask.EncodePrompts(problems),
+            ArithmeticTask.MaxCompletionLength, generator: new Generator(BaseModel.EvalSeed));
         var measured = ArithmeticTask.Measure(problems, rollout.Completions);
         double gold = new PreferenceWorld().MeanGold(problems, rollout.Completions);
         var logp = Rollouts.TokenLogProbs(policy, rollout);                    // (N, M)
@@ -407,7 +349,8 @@ public static class Program
         return DirectPreference.RewardStats(logp, refLogp, args.Beta);
     }
 
-    /// <summary>Held-out accuracy of the implicit reward on the pairs of one kind (NaN for rankings or no such pair).</summary>
+    /// <summary>Held-out accuracy of the implicit reward on the pairs of one kind (NaN for rankings or no such
+    /// pair).</summary>
     private static double HeldOutAccuracyOf(TinyGpt policy, Preferences data, Tensor refTok, Args args, PairKind kind)
     {
         if (data.Kinds is null) return double.NaN;
@@ -421,7 +364,8 @@ public static class Program
     {
         if (d.Kinds is null) return $"noise ceiling of adjacent places {Lab.Fmt(d.NoiseCeiling)}";
         string Share(PairKind k) => Lab.Fmt((double)d.Kinds.Count(x => x == k) / d.Count);
-        return $"ties {Share(PairKind.Tie)}, style only {Share(PairKind.StyleOnly)}, correctness only {Share(PairKind.CorrectnessOnly)}, " +
+        return $"ties {Share(PairKind.Tie)}, style only {Share(PairKind.StyleOnly)}, " +
+               $"correctness only {Share(PairKind.CorrectnessOnly)}, " +
                $"both {Share(PairKind.Both)}; noise ceiling {Lab.Fmt(d.NoiseCeiling)}";
     }
 
@@ -448,9 +392,11 @@ public sealed record RewardStats(double Chosen, double Rejected, double Accuracy
 public static class DirectPreference
 {
     /// <summary>
-    /// log π(y|x) of each completion from its per-token log-probs: Σ_t mask_t · log π(y_t | x, y_&lt;t) (DPO), or
-    /// that sum divided by the number of real tokens when <paramref name="average"/> (IPO, TRL's
-    /// average_log_prob). (…, M) log-probs and a mask of the same shape → (…).
+    /// log π(y|x) of each completion from its per-token log-probs. For DPO, the log-probability of the WHOLE
+    /// completion, Σ_t mask_t · log π(y_t | x, y_&lt;t), summed over its tokens up to and including
+    /// <c>&lt;eos&gt;</c> (the mask drops the padding after it); for IPO, when <paramref name="average"/>, that sum
+    /// divided by the number of real tokens (TRL's average_log_prob). (…, M) log-probs and a mask of the same
+    /// shape → (…).
     /// </summary>
     public static Tensor CompletionLogProbs(Tensor tokenLogProbs, Tensor mask, bool average)
     {
@@ -462,8 +408,62 @@ public static class DirectPreference
     /// h = (log π_θ(y_w) − log π_ref(y_w)) − (log π_θ(y_l) − log π_ref(y_l)): how much more the policy than the
     /// reference prefers the winner, in nats (TRL's "logits"). (B) each → (B).
     /// </summary>
-    public static Tensor LogRatioMargin(Tensor policyChosen, Tensor policyRejected, Tensor refChosen, Tensor refRejected)
-        => (policyChosen - refChosen) - (policyRejected - refRejected);
+    public static Tensor LogRatioMargin(Tensor policyChosen, Tensor policyRejected, Tensor refChosen,
+        Tensor refRejected) => (policyChosen - refChosen) - (policyRejected - refRejected);
+
+    // ─── From the RLHF objective to a classification loss ──────────────────────────────────────────────
+    //
+    // The header's objective (1) can be solved in closed form. For one prompt x, write it as a sum over
+    // completions and bring it under one logarithm:
+    //
+    //   Σ_y π(y) [ r(y) − β log(π(y)/π_ref(y)) ]  =  −β Σ_y π(y) log[ π(y) / (π_ref(y) e^{r(y)/β}) ]
+    //                                             =  −β KL( π ‖ π* )  +  β log Z(x),
+    //
+    //   π*(y|x) = π_ref(y|x) · exp(r(x, y)/β) / Z(x),       Z(x) = Σ_y π_ref(y|x) exp(r(x, y)/β).            (2)
+    //
+    // Z(x) does not depend on π, and KL ≥ 0 with equality only at π = π* (Gibbs' inequality): the optimal policy
+    // of (1) is the reference re-weighted by exp(reward/β). Now read (2) backwards — solve it for r:
+    //
+    //   r(x, y) = β log( π*(y|x) / π_ref(y|x) )  +  β log Z(x).                                            (3)
+    //
+    // Every reward function is, up to a term that depends on x alone, the log-ratio of its optimal policy to the
+    // reference — the "implicit reward" r̂_θ(x, y) = β log π_θ(y|x)/π_ref(y|x) of a policy π_θ. And the preference
+    // model only ever looks at reward DIFFERENCES on the same prompt, where β log Z(x) cancels:
+    //
+    //   P(y_w ≻ y_l | x) = σ( r(x, y_w) − r(x, y_l) )                                 (Bradley–Terry)
+    //                    = σ( β log π*(y_w|x)/π_ref(y_w|x)  −  β log π*(y_l|x)/π_ref(y_l|x) ).
+    //
+    // So put π_θ in the place of π* and maximise the likelihood of the labels — binary cross-entropy, the
+    // reward-model loss of chapter 5 with r̂_θ as the reward model: the header's (4), −log σ(βh) per pair, with h
+    // the LogRatioMargin above.
+    //
+    // What the gradient does (differentiate −log σ(βh), σ' = σ(1 − σ)):
+    //
+    //   ∇_θ L = −β · σ( r̂_θ(y_l) − r̂_θ(y_w) ) · [ ∇ log π_θ(y_w|x) − ∇ log π_θ(y_l|x) ].
+    //
+    // Raise the winner, lower the loser — weighted by σ(r̂_l − r̂_w), the probability the implicit reward model
+    // gives to the WRONG order. Pairs it already ranks right by a wide margin stop mattering; that weight is what
+    // keeps DPO from the degenerate "unlikelihood" solution of lowering y_l without limit.
+    //
+    // Why log π(y_w) can fall while the accuracy rises. The loss sees only the difference h of two log-ratios, so
+    // it is indifferent to moving both log-probs down together; what it asks is that y_l fall FASTER than y_w. And
+    // the two are tied together: here y_w and y_l usually share their digits ("56.<eos>" vs "56<eos>" — a
+    // style-only pair), so the gradient that lowers y_l lowers the shared prefix "56" for y_w too, and the
+    // probability that leaves both goes to completions that are in neither (other sums, other styles). Summed over
+    // a dataset in which most completions appear both as winners and as losers of different pairs, the usual
+    // outcome is that logps/chosen and logps/rejected both fall, the rejected faster — margins and accuracy up,
+    // chosen likelihood down, as the default run shows (docs/07-dpo.md), and far more so at β = 0.1, where the
+    // probability that leaves the data lands on completions no pair covered and correctness falls. It is why
+    // DPO's log-likelihood of the chosen completions is not a progress measure, and the motivation for variants
+    // that add an SFT term on y_w (RPO; "DPO-positive").
+    //
+    // cdpo, "conservative DPO" (Mitchell 2023): if each label is flipped with probability ε, the likelihood of the
+    // observed label is (1 − ε)σ(βh) + ε σ(−βh); its cross-entropy surrogate is
+    //
+    //   L = −(1 − ε) log σ(βh) − ε log σ(−βh)                                        (TRL: label_smoothing = ε).
+    //
+    // (4) is minimised only as h → ∞; this one at the finite βh = log((1 − ε)/ε) (2.2 for ε = 0.1): it stops
+    // pushing pairs that are already well separated.
 
     /// <summary>
     /// The DPO loss of each pair, −log σ(β h) (Rafailov et al. 2023, eq. 7); with label smoothing ε &gt; 0 the
@@ -478,15 +478,33 @@ public static class DirectPreference
         return losses * (1 - labelSmoothing) - nn.functional.logsigmoid(-beta * h) * labelSmoothing;
     }
 
+    // ipo, Azar et al. 2023 (ΨPO with Ψ = identity). With deterministic or near-deterministic labels, (4) drives
+    // h → ∞ whatever β is, and the KL leash stops holding. IPO instead regresses h onto a finite target,
+    //
+    //   L = ( h − 1/(2β) )²                                                    (their eq. 17, β = their τ),
+    //
+    // with log π the MEAN per-token log-prob of a completion, as in TRL (average_log_prob). At the default β = 0.5
+    // the target is a margin of 1 nat per token.
+
     /// <summary>
     /// The IPO loss of each pair, (h − 1/(2β))² (Azar et al. 2023, eq. 17, β = their τ; TRL's "ipo"). Pass
     /// length-normalised log-probs (<see cref="CompletionLogProbs"/> with average: true), as TRL does. (B) → (B).
     /// </summary>
-    public static Tensor IpoLosses(Tensor policyChosen, Tensor policyRejected, Tensor refChosen, Tensor refRejected, double beta)
+    public static Tensor IpoLosses(Tensor policyChosen, Tensor policyRejected, Tensor refChosen, Tensor refRejected,
+        double beta)
     {
         var h = LogRatioMargin(policyChosen, policyRejected, refChosen, refRejected);   // (B)
         return (h - 1 / (2 * beta)).pow(2);
     }
+
+    // plackett-luce, Rafailov et al. 2023, appendix A.3: rankings of K > 2 completions τ(1) ≻ … ≻ τ(K). The
+    // Plackett–Luce model picks the best with probability ∝ exp(r), then the best of the rest, and so on; with the
+    // implicit reward r̂ = β log π_θ/π_ref, Z(x) again cancels:
+    //
+    //   L = −Σ_{k=1..K} log [ exp(r̂_τ(k)) / Σ_{j=k..K} exp(r̂_τ(j)) ].
+    //
+    // For K = 2 it is (4). The data: K base samples per prompt (prompts with a repeated completion dropped), ranked
+    // by the judge's Plackett–Luce draw at the same τ (Preferences.Make).
 
     /// <summary>
     /// The Plackett–Luce loss of each ranking (Rafailov et al. 2023, appendix A.3): with r̂_k = β(log π_θ(y_k) −
@@ -499,7 +517,7 @@ public static class DirectPreference
     /// </summary>
     public static Tensor PlackettLuceLosses(Tensor policy, Tensor reference, double beta)
     {
-        var r = beta * (policy - reference);                                       // (B, K): implicit rewards, best first
+        var r = beta * (policy - reference);                                // (B, K): implicit rewards, best first
         long K = r.shape[1];
         var total = zeros_like(Place(r, 0));                                    // (B)
         for (long k = 0; k < K - 1; k++)
@@ -518,7 +536,8 @@ public static class DirectPreference
     {
         if (kind == LossKind.PlackettLuce) return PlackettLuceLosses(policy, reference, beta);
         if (policy.shape[1] != 2)
-            throw new ArgumentException($"Losses: {kind} compares pairs, so the log-probs must be (B, 2), got [{string.Join(", ", policy.shape)}]");
+            throw new ArgumentException($"Losses: {kind} compares pairs, so the log-probs must be (B, 2), " +
+                                        $"got [{string.Join(", ", policy.shape)}]");
         var (pc, pr) = (Place(policy, 0), Place(policy, 1));                      // (B) each: chosen, rejected
         var (rc, rr) = (Place(reference, 0), Place(reference, 1));
         return kind switch
@@ -559,7 +578,8 @@ public static class DirectPreference
 /// <param name="Kinds">For pairs, what the two completions differ in; null for rankings.</param>
 /// <param name="NoiseCeiling">The best accuracy any model can expect on these labels (pairs), or on adjacent
 /// places of the rankings.</param>
-public sealed record Preferences(IReadOnlyList<Problem> Problems, Tensor Sequences, Tensor Masks, PairKind[]? Kinds, double NoiseCeiling)
+public sealed record Preferences(IReadOnlyList<Problem> Problems, Tensor Sequences, Tensor Masks, PairKind[]? Kinds,
+    double NoiseCeiling)
 {
     public int Count => Problems.Count;
 
@@ -567,17 +587,20 @@ public sealed record Preferences(IReadOnlyList<Problem> Problems, Tensor Sequenc
     public Preferences Select(Tensor rows)
     {
         var r = rows.cpu().data<long>().ToArray();
-        return new Preferences(r.Select(i => Problems[(int)i]).ToArray(), Sequences.index_select(0, rows), Masks.index_select(0, rows),
+        return new Preferences(r.Select(i => Problems[(int)i]).ToArray(),
+            Sequences.index_select(0, rows), Masks.index_select(0, rows),
             Kinds is null ? null : r.Select(i => Kinds[(int)i]).ToArray(), NoiseCeiling);
     }
 
     /// <summary>
     /// The preference data of the file header: <paramref name="sampler"/> (the base model) answers every
     /// problem K times at T = 1; for K = 2 the judge labels each pair by Bradley–Terry (identical pairs
-    /// dropped, <see cref="PreferenceWorld.MakePairs(IReadOnlyList{Problem}, IReadOnlyList{string}, IReadOnlyList{string}, long)"/>),
-    /// for K &gt; 2 it ranks the K by Plackett–Luce (prompts with a repeated completion dropped).
+    /// dropped, <see cref="PreferenceWorld.MakePairs(IReadOnlyList{Problem}, IReadOnlyList{string},
+    /// IReadOnlyList{string}, long)"/>), for K &gt; 2 it ranks the K by Plackett–Luce (prompts with a repeated
+    /// completion dropped).
     /// </summary>
-    public static Preferences Make(TinyGpt sampler, PreferenceWorld world, IReadOnlyList<Problem> problems, int K, long seed)
+    public static Preferences Make(TinyGpt sampler, PreferenceWorld world, IReadOnlyList<Problem> problems, int K,
+        long seed)
     {
         var generator = new Generator((ulong)seed);
         var prompts = ArithmeticTask.EncodePrompts(problems);
@@ -649,7 +672,8 @@ public sealed record Preferences(IReadOnlyList<Problem> Problems, Tensor Sequenc
         return Rollouts.TokenLogProbs(model, data.Sequences.reshape(-1, P + M), P).reshape(-1, K, M);
     }
 
-    /// <summary>log π(y|x) of every completion (summed, or averaged per token): (N, K), under the caller's grad mode.</summary>
+    /// <summary>log π(y|x) of every completion (summed, or averaged per token): (N, K), under the caller's grad
+    /// mode.</summary>
     public static Tensor CompletionLogProbs(TinyGpt model, Preferences data, bool average)
     {
         int P = ArithmeticTask.PromptLength, M = ArithmeticTask.MaxCompletionLength;

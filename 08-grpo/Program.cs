@@ -17,133 +17,50 @@
 // throws it away and asks a cheaper question: how did this completion do compared with the OTHER
 // completions of the same prompt?
 //
-// ─── Group-relative advantages ───────────────────────────────────────────────────────────────────────
+// ─── The objective ───────────────────────────────────────────────────────────────────────────────────
 //
 // For each prompt q, sample a group of G completions o_1 … o_G from the policy that is about to be updated,
-// π_θold, and score them: r_1 … r_G. Every token of completion i gets the same advantage
+// π_θold, and score them: r_1 … r_G. Every token of completion i gets the same advantage, its reward measured
+// against the other rewards of its group (GroupRelative.Advantages derives why the group mean is a baseline, and
+// what dividing by the std costs; --scale-rewards switches the divisor):
 //
-//     Â_{i,t} = (r_i − mean(r_1..r_G)) / (std(r_1..r_G) + ε)          (DeepSeekMath §4.1.2, "outcome supervision")
-//
-// with the Bessel-corrected std (÷ (G − 1), torch.std's default) and ε = 1e-4 (TRL's GRPOTrainer). Why this
-// works — chapter 1 showed that subtracting a baseline b leaves the policy gradient unbiased when b does not
-// depend on the sample, and that the best b knows the prompt. The group mean IS a per-prompt baseline,
-// estimated by Monte Carlo instead of by a critic. It includes r_i itself, which costs a little:
-//
-//     E[(r_i − r̄) ∇log π(o_i)] = E[r_i ∇log π(o_i)] − (1/G) E[r_i ∇log π(o_i)] − (1/G) Σ_{j≠i} E[r_j] E[∇log π(o_i)]
-//                              = (1 − 1/G) ∇J                       (samples are independent and E[∇log π] = 0)
-//
-// — the right direction, shrunk by 1 − 1/G (leave-one-out, RLOO, removes even that). Dividing by the group's
-// std is a different matter. It makes every prompt's advantages unit-size whatever the spread of its rewards,
-// so a prompt the model nearly always gets right (rewards 1,1,1,1,1,1,1,0: std 0.35) pushes as hard as a
-// coin-flip one (std 0.53) — and a group that differs only in FORMAT (b = 0.1 for some, 0 for others) is
-// scaled up to push as hard as one that differs in correctness. Liu et al. 2025 ("Understanding R1-Zero-like
-// training", Dr. GRPO) call this a question-level difficulty bias and drop the division; TRL also offers the
-// std of the whole batch instead (Hu 2025, REINFORCE++). The switch: --scale-rewards group | batch | none.
-//
-// When all G rewards are equal — every sample right, or every sample wrong — r_i − r̄ = 0 for all i, the std
-// is 0, and Â = 0 / (0 + ε) = 0: the group teaches nothing (only the KL term below acts on it), and no NaN
-// appears. Such groups are common at both ends — all-wrong ones while the policy is weak, all-right ones as it
-// improves — so the program logs their share, `zero_std_frac` (a third of the groups here, see Measured);
-// DAPO (Yu et al. 2025) re-samples until the batch has none ("dynamic sampling"). Here they are simply kept.
-//
-// ─── The objective ───────────────────────────────────────────────────────────────────────────────────
+//     Â_{i,t} = (r_i − mean(r_1..r_G)) / (std(r_1..r_G) + ε)           (DeepSeekMath §4.1.2, "outcome supervision")
 //
 // With ρ_{i,t}(θ) = π_θ(o_{i,t} | q, o_{i,<t}) / π_θold(o_{i,t} | q, o_{i,<t}), DeepSeekMath's eq. 3 maximises
 //
-//     J(θ) = E_{q, {o_i} ~ π_θold} (1/G) Σ_i (1/|o_i|) Σ_t { min[ ρ_{i,t} Â_{i,t}, clip(ρ_{i,t}, 1 − ε, 1 + ε) Â_{i,t} ]
-//                                                          − β D_KL[π_θ ‖ π_ref]_{i,t} }
+//     J(θ) = E_{q, {o_i}∼π_θold} (1/G) Σ_i (1/|o_i|) Σ_t { min[ ρ_{i,t} Â_{i,t}, clip(ρ_{i,t}, 1 − ε, 1 + ε) Â_{i,t} ]
+//                                                       − β D_KL[π_θ ‖ π_ref]_{i,t} }
 //
-// * The first term is PPO's clipped surrogate (chapter 4) with the group advantage in place of GAE. The same
-//   samples are used for μ gradient steps (--iterations); ρ measures how far θ has moved from θold on each
-//   sampled token, and min/clip removes the incentive to move it beyond 1 ± ε: once a token's ratio is past
-//   the edge on the side its advantage favours, its gradient is exactly 0. The share of such tokens is
-//   `clip_frac` (TRL's definition: ρ < 1 − ε with Â < 0, or ρ > 1 + ε with Â > 0). With μ = 1 the only step is
-//   taken at θ = θold, where ρ = 1 and nothing is clipped: the objective is then the plain policy gradient
-//   with a group baseline, and its gradient is (1/G) Σ_i Â_i (1/|o_i|) Σ_t ∇log π_θ(o_{i,t}) (∇ρ = ρ ∇log π).
+// Each part is derived beside the code that computes it:
+//   * min[…] is PPO's clipped surrogate (chapter 4) with the group advantage in place of GAE, and the same samples
+//     serve μ gradient steps (--iterations): GroupRelative.ClippedSurrogate;
+//   * D_KL is Schulman's k3 per token, put in the LOSS rather than in the reward as in chapter 6: GroupRelative.K3;
+//   * (1/G) Σ_i (1/|o_i|) Σ_t is one of three averages in use (--loss-type): GroupRelative.Aggregate, which also
+//     shows why the printed loss is ≈ 0 while the model learns.
 //
-// * The second term keeps π_θ near the reference π_ref — the frozen base model. GRPO puts it in the LOSS,
-//   per token, instead of into the reward as RLHF-PPO does (chapter 6), so the advantages stay the rule's
-//   alone. Its estimator (eq. 4) is Schulman's k3, unbiased for the KL and never negative:
+// ─── The loop ────────────────────────────────────────────────────────────────────────────────────────
 //
-//     D_KL[π_θ ‖ π_ref]_{i,t} ≈ k3 = π_ref/π_θ − log(π_ref/π_θ) − 1 = e^x − x − 1,   x = log π_ref(o_{i,t}) − log π_θ(o_{i,t})
+//   1. rollout      --prompts prompts, --group-size completions each, sampled from π_θold at T = 1, and their rewards
+//   2. advantages   Â per completion, group-relative; π_ref's log-probs of the sampled tokens, once
+//   3–4. update     μ = --iterations times: score the batch under π_θ, per-token loss, aggregate, one AdamW step
+//   5. report       the metrics below; every --eval-every steps, the held-out sampled accuracy
 //
-//   (E_{π_θ}[e^x] = Σ_a π_ref(a) = 1, so E[k3] = E[−x] = KL; and e^x ≥ 1 + x, so k3 ≥ 0.) Note what its
-//   GRADIENT is: ∂k3/∂log π_θ = 1 − e^x, so on tokens drawn from π_θ (μ = 1)
+// ─── What is logged (TRL's GRPOTrainer names) ────────────────────────────────────────────────────────
 //
-//     E_{a∼π_θ}[(1 − π_ref(a)/π_θ(a)) ∇log π_θ(a)] = 0 − Σ_a π_ref(a) ∇log π_θ(a) = ∇_θ KL(π_ref ‖ π_θ),
+// Per step: reward and reward_std, the spread of the rewards within groups (the mean of the groups' stds);
+// accuracy and well_formed, shares of the batch's samples; frac_reward_zero_std, the share of groups whose G rewards
+// are all equal (so that all their Â are 0); loss, the loss of the first inner iteration, and kl_loss, its KL part
+// (β·k3, aggregated the same way); kl, KL(π_θ ‖ π_ref) per completion (k3 summed over its tokens, as every chapter
+// reports it; TRL's kl is per token); clip_ratio/region_mean, the share of tokens where the clip is active, and
+// grad_norm, before clipping, both means over the μ iterations; entropy per token; completions/mean_length, in
+// tokens. Every --eval-every steps: eval_accuracy, the sampled accuracy (T = 1) on the 512 held-out problems, the
+// book's gold metric. Output in runs/08-grpo/seed<seed>/: metrics.csv, curves.svg, summary.json.
+// Under --scale-rewards batch, TRL's reward_std is the whole batch's std (and frac_reward_zero_std 0 or 1); here both
+// stay per group in every mode, because a group with equal rewards has Â = 0 whatever the divisor.
 //
-//   the gradient of the KL taken the OTHER way round (at each visited state; the effect of θ on which states
-//   are visited is ignored, as in every per-token penalty). It still pulls π_θ towards π_ref; it is just
-//   not the gradient of the number it estimates. β = 0.04 is DeepSeekMath's (§4.2).
-//
-// ─── Three ways to average: --loss-type ──────────────────────────────────────────────────────────────
-//
-// Write ℓ_{i,t} = −min[…] + β k3 for the per-token loss and m_{i,t} for the completion mask (1 through the
-// first <eos>). TRL's GRPOTrainer (_compute_loss, loss_type) names the three ways people average it:
-//
-//     grpo      L = (1/N) Σ_i  Σ_t m_{i,t} ℓ_{i,t} / Σ_t m_{i,t}        each COMPLETION weighs the same (the paper)
-//     dapo      L = Σ_i Σ_t m_{i,t} ℓ_{i,t} / Σ_i Σ_t m_{i,t}          each TOKEN weighs the same (DAPO §3.3)
-//     dr-grpo   L = Σ_i Σ_t m_{i,t} ℓ_{i,t} / (N · L_max)             a constant normaliser (Dr. GRPO §3.2)
-//
-// with N = prompts × G completions and L_max = 5, the longest a completion can be. Under `grpo` a token of a
-// short completion weighs more than one of a long completion: a wrong answer (Â < 0) is punished less per
-// token the longer it is, and a right one rewarded more the shorter it is — Dr. GRPO's length bias, which on
-// long chain-of-thought answers lets wrong answers grow. DAPO weights tokens equally; Dr. GRPO divides by a
-// number that does not depend on the samples at all, so the loss is an honest (scaled) sum. (TRL's `dapo`
-// divides by the token count of the whole generation batch across devices and accumulation steps; on one
-// device with one update per batch, as here, that is the token count above — TRL's `bnpo`.) Answers here
-// are 2–5 tokens long, so the three differ less than on long reasoning traces; the Measured table shows it.
-//
-// ─── Why the printed loss is ≈ 0 while the model learns ──────────────────────────────────────────────
-//
-// At the first inner iteration θ = θold, so ρ = 1 exactly and the policy term of completion i is −Â_i on
-// each of its tokens. Under `grpo` the loss is then −(1/N) Σ_i Â_i, and every group's advantages sum to zero
-// (r_i − r̄ sums to 0, and dividing a group by one number keeps it so): the policy term is 0 up to rounding,
-// at every step, whatever the model has learned. What is left is β × the KL estimate, which starts at 0 and
-// stays small. Yet the GRADIENT, (1/N) Σ_i Â_i (1/|o_i|) Σ_t ∇log π(o_{i,t}), is not zero: the Â_i cancel,
-// the ∇log π they multiply do not. The loss of a policy-gradient method is a device for getting a gradient
-// from autograd, not a measure of progress — watch `grad_norm` (logged before clipping) and the reward. In the
-// test snapshot's first step the loss is 7·10⁻⁹ (the KL is still 0) and the gradient norm 4.9. (Under `dapo`
-// and `dr-grpo` long completions weigh more, so the policy term is a small non-zero number; and in the later
-// inner iterations, not logged, ρ has moved and the loss goes below zero: that is what each step gained.)
-//
-// ─── Measured ────────────────────────────────────────────────────────────────────────────────────────
-//
-// On TorchSharp, the default engine (libtorch 2.10, 1 thread; 2026-12-03, seeds 1 / 2 / 3, `dotnet run -c Release
-// --project compare -- --seed N`): accuracy 0.223 → 0.723 / 0.670 / 0.654, KL 1.08 / 1.11 / 1.29 nats, 29–36 s. The
-// numbers that follow were measured on MinTorch (`-p:Engine=MinTorch`), which trains its own base model from the
-// same seed.
-//
-// 450 steps of 32 prompts × G 4 (57,600 samples), μ 2; held-out sampled accuracy (T = 1) from the base's
-// 0.252; KL(π ‖ π_ref) in nats per completion on the held-out prompts. The default runs took 23.8 / 27.7 /
-// 26.0 s on 2 quiet cores (`dotnet run -c Release --project compare -- --seed N`, 2026-11-22):
-//
-//   run                                           seed   final   gain    KL    greedy
-//   default: --scale-rewards group --loss-type grpo  1    0.633   +38.1   0.91   0.750
-//                                                 2    0.639   +38.7   0.82   0.787
-//                                                 3    0.641   +38.9   0.71   0.787
-//   --scale-rewards batch                         1    0.682   +43.0   0.79   0.816
-//   --scale-rewards none                          1    0.588   +33.6   0.71   0.760
-//   --loss-type dapo                              1    0.650   +39.8   0.80   0.775
-//   --loss-type dr-grpo                           1    0.650   +39.8   0.90   0.785
-//   Dr. GRPO: --scale-rewards none --loss-type dr-grpo   1    0.648   +39.6   0.65   0.840
-//
-// Every variant learns, and on one seed each, differences of a few points are within run-to-run noise (the
-// curves cross several times). Completions stay 4.0–4.2 tokens long under every loss type: with 2–5-token
-// answers there is no room for Dr. GRPO's length bias to show. A third of the groups have all-equal rewards
-// (34% over a run): at the start mostly all-wrong groups (0.75⁴ ≈ 0.32 of them at the base's accuracy), by the
-// end more and more all-right ones (33% in the first 50 steps → 42–45% in the last 50). The clip is active on
-// 1.8% of the tokens at μ = 2.
-//
-// ─── What is logged ──────────────────────────────────────────────────────────────────────────────────
-//
-// Per step: reward and its spread within groups (reward_std, the mean of the groups' stds, TRL's
-// "reward_std"), accuracy and well-formed share of the batch's samples, zero_std_frac, the loss of the first
-// inner iteration and its KL part (β·k3, aggregated the same way), KL(π_θ ‖ π_ref) per completion (k3 summed
-// over the completion's tokens), clip_frac (mean over the μ iterations), grad_norm (before clipping, mean over
-// the μ iterations), entropy per token, completion length. Every --eval-every steps: sampled accuracy (T = 1)
-// on the 512 held-out problems, the book's gold metric. Output in runs/08-grpo/seed<seed>/: metrics.csv,
-// curves.svg, summary.json.
+// Key findings: the default run lifts the held-out sampled accuracy from 0.22 to 0.65–0.72 (seeds 1–3); every
+// --scale-rewards and --loss-type variant learns; about a third of the groups have all-equal rewards (Â ≡ 0).
+// Results, experiments and curves: docs/08-grpo.md
 //
 // References: Z. Shao et al., "DeepSeekMath: Pushing the limits of mathematical reasoning in open language
 // models", arXiv:2402.03300 (2024), §4.1–4.2. DeepSeek-AI, "DeepSeek-R1: Incentivizing reasoning capability
@@ -152,7 +69,7 @@
 // (token-level loss) and §3.2 (dynamic sampling). Z. Liu et al., "Understanding R1-Zero-like training: a
 // critical perspective", arXiv:2503.20783 (2025), §3.2 (Dr. GRPO). J. Schulman, "Approximating KL divergence"
 // (2020), http://joschu.net/blog/kl-approx.html. Hugging Face TRL, GRPOTrainer (trl/trainer/grpo_trainer.py:
-// scale_rewards, loss_type), https://github.com/huggingface/trl.
+// scale_rewards, loss_type, the logged metrics' names), https://github.com/huggingface/trl.
 using System.Diagnostics;
 using MinRL;
 using TorchSharp;
@@ -165,7 +82,8 @@ public enum ScaleRewards
 {
     /// <summary>(r − mean_group) / (std_group + ε): DeepSeekMath's GRPO.</summary>
     Group,
-    /// <summary>(r − mean_group) / (std_batch + ε): one scale for the whole batch (REINFORCE++, TRL's "batch").</summary>
+    /// <summary>(r − mean_group) / (std_batch + ε): one scale for the whole batch (REINFORCE++, TRL's "batch").
+    /// </summary>
     Batch,
     /// <summary>r − mean_group, unscaled: Dr. GRPO.</summary>
     None,
@@ -178,23 +96,28 @@ public enum LossType
     Grpo,
     /// <summary>Mean over all tokens of the batch: DAPO's token-level loss.</summary>
     Dapo,
-    /// <summary>Sum over all tokens ÷ (completions × longest possible completion): Dr. GRPO's constant normaliser.</summary>
+    /// <summary>Sum over all tokens ÷ (completions × longest possible completion): Dr. GRPO's constant
+    /// normaliser.</summary>
     DrGrpo,
 }
 
 /// <summary>The chapter's hyper-parameters: one command-line option each (<c>--group-size 8</c>).</summary>
 public sealed record Args : LabArgs
 {
-    [Help("GRPO steps: each samples a batch of groups and takes --iterations gradient steps on it (chosen so the default run fits in 60 s on 2 cores)", Min = 1)]
+    [Help("GRPO steps, each sampling one batch of groups and taking --iterations gradient steps on it " +
+          "(chosen so that the default run fits in 60 s on 2 cores)", Min = 1)]
     public override int Steps { get; init; } = 450;
 
-    [Help("prompts per step; 32 × G 4 = 128 samples a step, chapter 1's batch (measured here, seed 1, 450 steps: 32 × 4 → 0.63, DESIGN.md's 16 × 8 → 0.64 with a noisier climb, 0.54 at step 400 vs 0.61)", Min = 1)]
+    [Help("prompts per step, each answered --group-size times (32 × G 4 = 128 samples a step: chapter 1's batch)",
+          Min = 1)]
     public int Prompts { get; init; } = 32;
 
-    [Help("G, completions sampled per prompt (TRL's num_generations default: 8; DeepSeekMath used 64); 4 measured as good as 8 here at the same samples per step (see --prompts); at least 2 for a std", Min = 2)]
+    [Help("G, the completions sampled per prompt, at least 2 for a std " +
+          "(TRL's num_generations default: 8; DeepSeekMath: 64)", Min = 2)]
     public int GroupSize { get; init; } = 4;
 
-    [Help("μ, gradient steps on each batch of samples (TRL's num_iterations, default 1, as DeepSeekMath §4.2 — with 1 the ratio is always 1 and the clip never acts); measured here, 16 × 8, seed 1, 150 steps: μ = 1 → 0.34, μ = 2 → 0.38", Min = 1)]
+    [Help("μ, the gradient steps taken on each batch of samples " +
+          "(TRL's num_iterations default: 1, as DeepSeekMath §4.2)", Min = 1)]
     public int Iterations { get; init; } = 2;
 
     [Help("ε of the clipped ratio, clip(ρ, 1 − ε, 1 + ε) (DeepSeekMath, PPO and TRL: 0.2)", Min = 0)]
@@ -203,33 +126,41 @@ public sealed record Args : LabArgs
     [Help("β, weight of the per-token k3 KL to the reference in the loss (DeepSeekMath §4.2: 0.04)", Min = 0)]
     public double Beta { get; init; } = 0.04;
 
-    [Help("what the advantages are divided by: group (DeepSeekMath), batch (REINFORCE++), none (Dr. GRPO)")]
+    [Help("what the group-centred rewards are divided by: group, batch or none (TRL's scale_rewards; " +
+          "DeepSeekMath: group, REINFORCE++: batch, Dr. GRPO: none)")]
     public ScaleRewards ScaleRewards { get; init; } = ScaleRewards.Group;
 
-    [Help("how per-token losses are averaged: grpo (per completion, the paper), dapo (per token), dr-grpo (constant normaliser)")]
+    [Help("how the per-token losses are averaged: grpo per completion, dapo per token, dr-grpo by a constant " +
+          "(TRL's loss_type; DeepSeekMath: grpo)")]
     public LossType LossType { get; init; } = LossType.Grpo;
 
-    [Help("AdamW learning rate (measured here, 32 × 4, seed 1: 3e-4 → 0.63 at 450 steps; 5e-4 → 0.63, noisier; 1e-3 → 0.23 at 150 steps, no learning; DESIGN.md's prototype used 1e-4 untuned)", Min = 0)]
+    [Help("AdamW learning rate (tuned here: docs/08-grpo.md)", Min = 0)]
     public double LearningRate { get; init; } = 3e-4;
 
-    [Help("AdamW weight decay; 0 because decay pulls the weights to 0, not back to the base model (the Hugging Face Trainer's default)", Min = 0)]
+    [Help("AdamW weight decay, 0 because decay pulls the weights towards 0 rather than back to the base model " +
+          "(the Hugging Face Trainer's default: 0)", Min = 0)]
     public double WeightDecay { get; init; } = 0.0;
 
-    [Help("clip the gradient's global norm to this before each step; 0 = no clipping (the Hugging Face Trainer's default: 1.0)", Min = 0)]
+    [Help("the global gradient norm is clipped to this before each step, 0 = no clipping " +
+          "(the Hugging Face Trainer's default: 1.0)", Min = 0)]
     public double MaxGradNorm { get; init; } = 1.0;
 
-    [Help("reward bonus for a well-formed answer, right or wrong (DeepSeek-R1's format reward); small, so that correctness dominates", Min = 0)]
+    [Help("b, the reward bonus for a well-formed answer, right or wrong, kept small so that correctness dominates " +
+          "(DeepSeek-R1's format reward)", Min = 0)]
     public double FormatBonus { get; init; } = 0.1;
 
-    [Help("evaluate sampled accuracy (T = 1) on the 512 held-out problems every this many steps (0 = only at the end)", Min = 0)]
+    [Help("evaluate the sampled accuracy (T = 1) on the 512 held-out problems every this many steps " +
+          "(0 = only at the end)", Min = 0)]
     public int EvalEvery { get; init; } = 50;
 }
 
 public static class Program
 {
-    public static int Main(string[] args) => Lab.Run<Args>(args, "08-grpo", "GRPO on a+b=: group-relative advantages, clipped ratio, k3 KL to the reference", Train);
+    public static int Main(string[] args) => Lab.Run<Args>(args, "08-grpo",
+        "GRPO on a+b=: group-relative advantages, clipped ratio, k3 KL to the reference", Train);
 
-    /// <summary>The whole chapter: load the base, then rollout → advantages → loss → update → report, repeated.</summary>
+    /// <summary>The whole chapter: load the base, then rollout → advantages → loss → update → report, repeated.
+    /// </summary>
     public static int Train(Args args)
     {
         int steps = args.StepsOr(quickSteps: 40);
@@ -245,22 +176,25 @@ public static class Program
         foreach (var p in reference.parameters()) p.requires_grad = false;
 
         var optimizer = optim.AdamW(policy.parameters(), lr: args.LearningRate, weight_decay: args.WeightDecay);
-        var problemStream = new SplitMix64(args.Seed);                // which prompts each step; the samples use torch's generator
+        var problemStream = new SplitMix64(args.Seed);  // which prompts each step; the samples use torch's generator
         const int P = ArithmeticTask.PromptLength, M = ArithmeticTask.MaxCompletionLength;
 
         using var log = new MetricsLog(Path.Combine(args.Out, "metrics.csv"),
-            "reward", "reward_std", "accuracy", "well_formed", "frac_reward_zero_std", "loss", "kl_loss", "kl", "clip_ratio/region_mean",
-            "grad_norm", "entropy", "completions/mean_length", "eval_accuracy");
+            "reward", "reward_std", "accuracy", "well_formed", "frac_reward_zero_std", "loss", "kl_loss", "kl",
+            "clip_ratio/region_mean", "grad_norm", "entropy", "completions/mean_length", "eval_accuracy");
         // Every held-out evaluation samples with the book's fixed seed: base and trained policy face the same random
         // numbers, so their difference is not sampling noise.
-        var baseEval = BaseModel.Evaluate(policy, task.Eval, temperature: 1, generator: new Generator(BaseModel.EvalSeed));
+        var baseEval = BaseModel.Evaluate(policy, task.Eval, temperature: 1,
+            generator: new Generator(BaseModel.EvalSeed));
         var baseGreedy = BaseModel.Evaluate(policy, task.Eval, temperature: 0);
         log.Add(0, ("eval_accuracy", baseEval.Accuracy));
-        Lab.Print($"base model: held-out sampled accuracy {Lab.Fmt(baseEval.Accuracy)} (T = 1), greedy {Lab.Fmt(baseGreedy.Accuracy)}");
+        Lab.Print($"base model: held-out sampled accuracy {Lab.Fmt(baseEval.Accuracy)} (T = 1), " +
+                  $"greedy {Lab.Fmt(baseGreedy.Accuracy)}");
 
         var final = baseEval;
         var clock = Stopwatch.StartNew();
-        using (var progress = Lab.Progress(steps, "GRPO", "reward", "eval_accuracy", "kl", "loss", "grad_norm", "frac_reward_zero_std"))
+        using (var progress = Lab.Progress(steps, "GRPO",
+                   "reward", "eval_accuracy", "kl", "loss", "grad_norm", "frac_reward_zero_std"))
         {
             for (int step = 1; step <= steps; step++)
             {
@@ -268,47 +202,52 @@ public static class Program
                 // ─── 1. rollout: B prompts, G completions each, sampled from π_θold at T = 1 ─────────
                 // Rows are grouped: rows g·G … g·G + G − 1 answer prompt g.
                 var prompts = ArithmeticTask.Sample(task.Train, args.Prompts, problemStream);
-                var problems = GroupRelative.Repeat(prompts, args.GroupSize);                          // B·G problems
-                var rollout = Rollouts.Generate(policy, ArithmeticTask.EncodePrompts(problems), M);    // (N, P + M) tokens
-                var mask = rollout.CompletionMask;                                                     // (N, M): 1 through the first <eos>
-                var rewards = ArithmeticTask.Rewards(problems, rollout.Completions, args.FormatBonus);  // (N): 1[correct] + b·1[well-formed]
+                var problems = GroupRelative.Repeat(prompts, args.GroupSize);             // B·G problems
+                var rollout = Rollouts.Generate(policy, ArithmeticTask.EncodePrompts(problems), M);  // (N, P + M)
+                var mask = rollout.CompletionMask;                            // (N, M): 1 through the first <eos>
+                // r = 1[correct] + b·1[well-formed], one per completion
+                var rewards = ArithmeticTask.Rewards(problems, rollout.Completions, args.FormatBonus);      // (N)
 
                 // ─── 2. advantages: (r − mean_group) / (std + ε), the same for every token of a completion ──
-                var advantages = GroupRelative.Advantages(rewards, args.GroupSize, args.ScaleRewards);    // (N)
-                double zeroStdFrac = GroupRelative.ZeroStdFraction(rewards, args.GroupSize);             // groups with Â ≡ 0
+                var advantages = GroupRelative.Advantages(rewards, args.GroupSize, args.ScaleRewards);   // (N)
+                double zeroStdFrac = GroupRelative.ZeroStdFraction(rewards, args.GroupSize);    // groups with Â ≡ 0
 
                 // The reference's log-probs of the sampled tokens: fixed for this batch, so computed once.
-                Tensor refLogp;                                                                        // (N, M)
+                Tensor refLogp;                                                           // (N, M)
                 using (no_grad()) refLogp = Rollouts.TokenLogProbs(reference, rollout);
 
                 // ─── 3–4. μ gradient steps on the clipped objective, all on the same samples ─────────
                 policy.train();
-                Tensor? oldLogp = null;                                                                // log π_θold(o_{i,t}): (N, M)
+                Tensor? oldLogp = null;                                                   // (N, M): log π_θold(o_{i,t})
                 double loss1 = 0, klLoss1 = 0, kl = 0, entropy = 0, clipFrac = 0, gradNorm = 0;
                 for (int k = 1; k <= args.Iterations; k++)
                 {
-                    var scored = Rollouts.Score(policy, rollout.Sequences, P);                         // one forward pass
-                    var logp = scored.LogProbs;                                                        // (N, M) log π_θ(o_{i,t}), differentiable
+                    var scored = Rollouts.Score(policy, rollout.Sequences, P);            // one forward pass
+                    var logp = scored.LogProbs;                           // (N, M): log π_θ(o_{i,t}), differentiable
                     // θold is the θ that sampled the batch: before the first step, θ = θold, so the first pass's
                     // log-probs ARE log π_θold (no extra forward pass needed; ρ = 1 exactly in iteration 1).
                     oldLogp ??= logp.detach();
 
-                    var perToken = GroupRelative.PerTokenLoss(logp, oldLogp, refLogp, advantages, args.ClipEpsilon, args.Beta); // (N, M)
-                    var loss = GroupRelative.Aggregate(perToken, mask, args.LossType, M);              // scalar
+                    var perToken = GroupRelative.PerTokenLoss(logp, oldLogp, refLogp, advantages,
+                        args.ClipEpsilon, args.Beta);                                     // (N, M)
+                    var loss = GroupRelative.Aggregate(perToken, mask, args.LossType, M); // scalar
                     Lab.CheckFinite(loss, "loss", step);
 
                     optimizer.zero_grad();
                     loss.backward();
-                    gradNorm += Grad.ClipNorm(policy.parameters(), args.MaxGradNorm) / args.Iterations;   // the norm before clipping
+                    gradNorm += Grad.ClipNorm(policy.parameters(), args.MaxGradNorm)      // the norm before clipping
+                                / args.Iterations;
                     optimizer.step();
 
                     using (no_grad())
                     {
-                        clipFrac += GroupRelative.ClipFraction(logp.detach() - oldLogp, advantages.unsqueeze(1), mask, args.ClipEpsilon) / args.Iterations;
+                        clipFrac += GroupRelative.ClipFraction(logp.detach() - oldLogp, advantages.unsqueeze(1),
+                                        mask, args.ClipEpsilon) / args.Iterations;
                         if (k == 1)
                         {
-                            // At θold: the loss that is ≈ 0 by construction (see the header), its KL part, and the
-                            // KL per completion (k3 summed over the completion's tokens, as every chapter reports it).
+                            // At θold: the loss that is ≈ 0 by construction (see GroupRelative.Aggregate), its KL
+                            // part, and the KL per completion (k3 summed over the completion's tokens, as every
+                            // chapter reports it).
                             var k3 = GroupRelative.K3(logp.detach(), refLogp);                         // (N, M)
                             loss1 = loss.ToDouble();
                             klLoss1 = args.Beta * GroupRelative.Aggregate(k3, mask, args.LossType, M).ToDouble();
@@ -319,19 +258,25 @@ public static class Program
                 }
 
                 // ─── 5. report ───────────────────────────────────────────────────────────────────────
+                // reward_std is the mean of the groups' stds under every --scale-rewards (TRL, under "batch", logs
+                // the whole batch's std instead): the spread within groups is what the advantages are made of.
                 var batch = ArithmeticTask.Measure(problems, rollout.Completions);
                 var metrics = new List<(string, double)>
                 {
                     ("reward", rewards.mean().ToDouble()),
                     ("reward_std", rewards.view(-1, args.GroupSize).std(1).mean().ToDouble()),
-                    ("accuracy", batch.Accuracy), ("well_formed", batch.WellFormed), ("frac_reward_zero_std", zeroStdFrac),
-                    ("loss", loss1), ("kl_loss", klLoss1), ("kl", kl), ("clip_ratio/region_mean", clipFrac), ("grad_norm", gradNorm),
-                    ("entropy", entropy), ("completions/mean_length", rollout.Lengths.to_type(float32).mean().ToDouble()),
+                    ("accuracy", batch.Accuracy), ("well_formed", batch.WellFormed),
+                    ("frac_reward_zero_std", zeroStdFrac),
+                    ("loss", loss1), ("kl_loss", klLoss1), ("kl", kl), ("clip_ratio/region_mean", clipFrac),
+                    ("grad_norm", gradNorm), ("entropy", entropy),
+                    ("completions/mean_length", rollout.Lengths.to_type(float32).mean().ToDouble()),
                 };
                 if (step == steps || args.EvalEvery > 0 && step % args.EvalEvery == 0)
                 {
-                    // The gold metric, on the same random numbers as the base model's (the last one is the final score).
-                    final = BaseModel.Evaluate(policy, task.Eval, temperature: 1, generator: new Generator(BaseModel.EvalSeed));
+                    // The gold metric, on the same random numbers as the base model's (the last one is the final
+                    // score).
+                    final = BaseModel.Evaluate(policy, task.Eval, temperature: 1,
+                        generator: new Generator(BaseModel.EvalSeed));
                     metrics.Add(("eval_accuracy", final.Accuracy));
                 }
                 log.Add(step, [.. metrics]);
@@ -341,7 +286,8 @@ public static class Program
         double trainSeconds = clock.Elapsed.TotalSeconds;
 
         var finalGreedy = BaseModel.Evaluate(policy, task.Eval, temperature: 0);
-        // Same generator seed and batch as the final evaluation: the KL is measured on the very samples that were scored.
+        // Same generator seed and batch as the final evaluation: the KL is measured on the very samples that were
+        // scored.
         double finalKl = Kl.HeldOut(policy, reference, task.Eval, new Generator(BaseModel.EvalSeed));
 
         string variant = $"scale-rewards {Name(args.ScaleRewards)}, loss-type {Name(args.LossType)}";
@@ -387,7 +333,8 @@ public static class Program
 
     /// <summary>The options' spellings on the command line.</summary>
     private static string Name(ScaleRewards s) => s.ToString().ToLowerInvariant();
-    private static string Name(LossType t) => t switch { LossType.Grpo => "grpo", LossType.Dapo => "dapo", _ => "dr-grpo" };
+    private static string Name(LossType t) =>
+        t switch { LossType.Grpo => "grpo", LossType.Dapo => "dapo", _ => "dr-grpo" };
 }
 
 /// <summary>The algorithm's pure functions, pinned by tests/Chapters.Tests/GrpoTests.cs.</summary>
@@ -396,12 +343,31 @@ public static class GroupRelative
     /// <summary>TRL's ε in (r − mean) / (std + ε): keeps an all-equal group at 0 / ε = 0 instead of 0 / 0.</summary>
     public const double StdEpsilon = 1e-4;
 
-    /// <summary>Each problem <paramref name="groupSize"/> times in a row: [a, a, …, b, b, …] (the group layout).</summary>
+    /// <summary>Each problem <paramref name="groupSize"/> times in a row: [a, a, …, b, b, …] (the group layout).
+    /// </summary>
     public static Problem[] Repeat(IReadOnlyList<Problem> prompts, int groupSize) =>
         prompts.SelectMany(p => Enumerable.Repeat(p, groupSize)).ToArray();
 
+    // ─── Group-relative advantages ─────────────────────────────────────────────────────────────────────
+    //
+    // Why the group mean works: chapter 1 showed that subtracting a baseline b leaves the policy gradient unbiased
+    // when b does not depend on the sample, and that the best b knows the prompt. The group mean IS a per-prompt
+    // baseline, estimated by Monte Carlo instead of by a critic. It includes r_i itself, which costs a little:
+    //
+    //   E[(r_i − r̄) ∇log π(o_i)] = E[r_i ∇log π(o_i)] − (1/G) E[r_i ∇log π(o_i)] − (1/G) Σ_{j≠i} E[r_j] E[∇log π(o_i)]
+    //                            = (1 − 1/G) ∇J                     (samples are independent and E[∇log π] = 0)
+    //
+    // — the right direction, shrunk by 1 − 1/G (leave-one-out, RLOO, removes even that). Dividing by the group's
+    // std is a different matter. It makes every prompt's advantages unit-size whatever the spread of its rewards,
+    // so a prompt the model nearly always gets right (rewards 1,1,1,1,1,1,1,0: std 0.35) pushes as hard as a
+    // coin-flip one (std 0.53) — and a group that differs only in FORMAT (b = 0.1 for some, 0 for others) is scaled
+    // up to push as hard as one that differs in correctness. Liu et al. 2025 ("Understanding R1-Zero-like
+    // training", Dr. GRPO) call this a question-level difficulty bias and drop the division; TRL also offers the
+    // std of the whole batch instead (Hu 2025, REINFORCE++). The switch: --scale-rewards group | batch | none.
+    // The std is Bessel-corrected (÷ (G − 1), torch.std's default) and ε = 1e-4, as in TRL's GRPOTrainer.
+
     /// <summary>
-    /// The group-relative advantage of each completion (see the file header):
+    /// The group-relative advantage of each completion:
     ///
     ///     group:  Â_i = (r_i − mean_g) / (std_g + ε)       std_g Bessel-corrected over the completion's own group
     ///     batch:  Â_i = (r_i − mean_g) / (std_B + ε)       std_B Bessel-corrected over the whole batch
@@ -414,9 +380,12 @@ public static class GroupRelative
     /// <returns>(B·G) advantages, in the rewards' dtype.</returns>
     public static Tensor Advantages(Tensor rewards, int groupSize, ScaleRewards scale, double eps = StdEpsilon)
     {
-        if (groupSize < 2) throw new ArgumentOutOfRangeException(nameof(groupSize), groupSize, "Advantages: a group needs at least 2 completions for a std");
+        if (groupSize < 2)
+            throw new ArgumentOutOfRangeException(nameof(groupSize), groupSize,
+                "Advantages: a group needs at least 2 completions for a std");
         if (rewards.dim() != 1 || rewards.shape[0] % groupSize != 0)
-            throw new ArgumentException($"Advantages: rewards must have shape (B·G) with G = {groupSize}, got [{string.Join(", ", rewards.shape)}]");
+            throw new ArgumentException($"Advantages: rewards must have shape (B·G) with G = {groupSize}, " +
+                                        $"got [{string.Join(", ", rewards.shape)}]");
         var grouped = rewards.view(-1, groupSize);                                  // (B, G)
         var centred = grouped - grouped.mean([1], keepdim: true);                   // (B, G): r_i − mean_g
         var advantages = scale switch
@@ -428,7 +397,15 @@ public static class GroupRelative
         return advantages.reshape(-1);                                              // (B·G)
     }
 
-    /// <summary>The share of groups whose G rewards are all equal (so that every Â in them is 0).</summary>
+    // When all G rewards are equal — every sample right, or every sample wrong — r_i − r̄ = 0 for all i, the std is
+    // 0, and Â = 0 / (0 + ε) = 0: the group teaches nothing (only the KL term acts on it), and no NaN appears. Such
+    // groups are common at both ends — all-wrong ones while the policy is weak, all-right ones as it improves — so
+    // the program logs their share, frac_reward_zero_std. DAPO (Yu et al. 2025) re-samples until the batch has none
+    // ("dynamic sampling"); here they are simply kept. The share is counted per group under every --scale-rewards,
+    // since Â = 0 in such a group whatever the divisor (TRL, under "batch", tests the whole batch's std instead).
+
+    /// <summary>The share of groups whose G rewards are all equal (so that every Â in them is 0): TRL's
+    /// frac_reward_zero_std.</summary>
     public static double ZeroStdFraction(Tensor rewards, int groupSize)
     {
         var r = rewards.to_type(float64).cpu().data<double>().ToArray();
@@ -442,21 +419,18 @@ public static class GroupRelative
         return groups == 0 ? 0 : (double)equal / groups;
     }
 
-    /// <summary>
-    /// Schulman's k3 estimator of KL(π_θ ‖ π_ref) per sampled token, DeepSeekMath's eq. 4:
-    /// k3 = e^x − x − 1 with x = log π_ref − log π_θ. Elementwise, differentiable, ≥ 0.
-    /// </summary>
-    /// <remarks>Near x = 0, k3 ≈ x²/2 is the difference of numbers near 1: computed in float32 it would keep
-    /// only a few digits and could come out a hair below 0. It is computed in float64 (and clamped at 0, where the
-    /// exact value is 0 to within rounding), then returned in the inputs' dtype; gradients flow through both.</remarks>
-    public static Tensor K3(Tensor logp, Tensor refLogp)
-    {
-        var r = (refLogp - logp).to_type(ScalarType.Float64);
-        return (r.exp() - 1 - r).clamp(min: 0).to_type(logp.dtype);
-    }
+    // ─── The policy term ───────────────────────────────────────────────────────────────────────────────
+    //
+    // min[ρ Â, clip(ρ, 1 − ε, 1 + ε) Â] is PPO's clipped surrogate, which chapter 4 derives (PPO.ClippedSurrogate in
+    // 04-ppo/Program.cs), with the group advantage in place of GAE. The same samples are used for μ gradient steps
+    // (--iterations); ρ measures how far θ has moved from θold on each sampled token, and min/clip removes the
+    // incentive to move it beyond 1 ± ε: once a token's ratio is past the edge on the side its advantage favours,
+    // its gradient is exactly 0 (ClipFraction below counts such tokens). With μ = 1 the only step is taken at
+    // θ = θold, where ρ = 1 and nothing is clipped: the objective is then the plain policy gradient with a group
+    // baseline, and its gradient is (1/G) Σ_i Â_i (1/|o_i|) Σ_t ∇log π_θ(o_{i,t}) (∇ρ = ρ ∇log π).
 
     /// <summary>
-    /// PPO's clipped surrogate per token, as a loss (chapter 4 derives it; the same text there and in chapter 6):
+    /// PPO's clipped surrogate per token, as a loss (restated from chapter 4; chapter 6 holds the same text):
     /// max(−Â ρ, −Â clip(ρ, 1 − ε, 1 + ε)) = −min(ρ Â, clip(ρ, 1 − ε, 1 + ε) Â), with ρ = exp(logRatio).
     /// </summary>
     public static Tensor ClippedSurrogate(Tensor logRatio, Tensor advantages, double clipCoef)
@@ -465,6 +439,39 @@ public static class GroupRelative
         var unclipped = -advantages * ratio;                                      // −Â ρ
         var clipped = -advantages * ratio.clamp(1 - clipCoef, 1 + clipCoef);      // −Â clip(ρ, 1 − ε, 1 + ε)
         return maximum(unclipped, clipped);                                       // = −min(Â ρ, Â clip(ρ))
+    }
+
+    // ─── The KL term ───────────────────────────────────────────────────────────────────────────────────
+    //
+    // The second term keeps π_θ near the reference π_ref — the frozen base model. GRPO puts it in the LOSS, per
+    // token, instead of into the reward as RLHF-PPO does (chapter 6), so the advantages stay the rule's alone. Its
+    // estimator (DeepSeekMath eq. 4) is Schulman's k3, unbiased for the KL and never negative:
+    //
+    //   D_KL[π_θ ‖ π_ref]_{i,t} ≈ k3 = π_ref/π_θ − log(π_ref/π_θ) − 1 = e^x − x − 1,
+    //                                  x = log π_ref(o_{i,t}) − log π_θ(o_{i,t})
+    //
+    // (E_{π_θ}[e^x] = Σ_a π_ref(a) = 1, so E[k3] = E[−x] = KL; and e^x ≥ 1 + x, so k3 ≥ 0.) Note what its GRADIENT
+    // is: ∂k3/∂log π_θ = 1 − e^x, so on tokens drawn from π_θ (μ = 1)
+    //
+    //   E_{a∼π_θ}[(1 − π_ref(a)/π_θ(a)) ∇log π_θ(a)] = 0 − Σ_a π_ref(a) ∇log π_θ(a) = ∇_θ KL(π_ref ‖ π_θ),
+    //
+    // the gradient of the KL taken the OTHER way round (at each visited state; the effect of θ on which states are
+    // visited is ignored, as in every per-token penalty). It still pulls π_θ towards π_ref; it is just not the
+    // gradient of the number it estimates. β = 0.04 is DeepSeekMath's (§4.2).
+
+    /// <summary>
+    /// Schulman's k3 estimator of KL(π_θ ‖ π_ref) per sampled token, DeepSeekMath's eq. 4:
+    /// k3 = e^x − x − 1 with x = log π_ref − log π_θ. Elementwise, differentiable, ≥ 0. Restated from MinRL's
+    /// <see cref="Kl.K3"/> (shared/MinRL/Rollouts.cs), so that this chapter reads alone; a test keeps the two the same.
+    /// </summary>
+    /// <remarks>Near x = 0, k3 ≈ x²/2 is the difference of numbers near 1: computed in float32 it would keep
+    /// only a few digits and could come out a hair below 0. It is computed in float64 (and clamped at 0, where the
+    /// exact value is 0 to within rounding), then returned in the inputs' dtype; gradients flow through both.
+    /// </remarks>
+    public static Tensor K3(Tensor logp, Tensor refLogp)
+    {
+        var r = (refLogp - logp).to_type(ScalarType.Float64);
+        return (r.exp() - 1 - r).clamp(min: 0).to_type(logp.dtype);
     }
 
     /// <summary>
@@ -476,7 +483,8 @@ public static class GroupRelative
     /// <param name="refLogp">(N, M) log π_ref: the frozen reference.</param>
     /// <param name="advantages">(N) Â_i, one per completion, broadcast over its tokens.</param>
     /// <returns>(N, M); the columns after each completion's <c>&lt;eos&gt;</c> are garbage until masked.</returns>
-    public static Tensor PerTokenLoss(Tensor logp, Tensor oldLogp, Tensor refLogp, Tensor advantages, double clipEpsilon, double beta)
+    public static Tensor PerTokenLoss(Tensor logp, Tensor oldLogp, Tensor refLogp, Tensor advantages,
+        double clipEpsilon, double beta)
     {
         var A = advantages.detach().unsqueeze(1);                                   // (N, 1): Â_i on every token
         var perToken = ClippedSurrogate(logp - oldLogp.detach(), A, clipEpsilon);   // (N, M): −min(ρÂ, clip(ρ)Â)
@@ -484,8 +492,39 @@ public static class GroupRelative
         return perToken;
     }
 
+    // ─── Three ways to average: --loss-type ────────────────────────────────────────────────────────────
+    //
+    // Write ℓ_{i,t} = −min[…] + β k3 for the per-token loss and m_{i,t} for the completion mask (1 through the
+    // first <eos>). TRL's GRPOTrainer (_compute_loss, loss_type) names the three ways people average it:
+    //
+    //   grpo      L = (1/N) Σ_i  Σ_t m_{i,t} ℓ_{i,t} / Σ_t m_{i,t}        each COMPLETION weighs the same (the paper)
+    //   dapo      L = Σ_i Σ_t m_{i,t} ℓ_{i,t} / Σ_i Σ_t m_{i,t}          each TOKEN weighs the same (DAPO §3.3)
+    //   dr-grpo   L = Σ_i Σ_t m_{i,t} ℓ_{i,t} / (N · L_max)             a constant normaliser (Dr. GRPO §3.2)
+    //
+    // with N = prompts × G completions and L_max = 5, the longest a completion can be. Under `grpo` a token of a
+    // short completion weighs more than one of a long completion: a wrong answer (Â < 0) is punished less per
+    // token the longer it is, and a right one rewarded more the shorter it is — Dr. GRPO's length bias, which on
+    // long chain-of-thought answers lets wrong answers grow. DAPO weights tokens equally; Dr. GRPO divides by a
+    // number that does not depend on the samples at all, so the loss is an honest (scaled) sum. (TRL's `dapo`
+    // divides by the token count of the whole generation batch across devices and accumulation steps; on one
+    // device with one update per batch, as here, that is the token count above — TRL's `bnpo`.) Answers here
+    // are 2–5 tokens long, so the three differ less than on long reasoning traces (docs/08-grpo.md compares them).
+    //
+    // Why the printed loss is ≈ 0 while the model learns. At the first inner iteration θ = θold, so ρ = 1 exactly
+    // and the policy term of completion i is −Â_i on each of its tokens. Under `grpo` the loss is then
+    // −(1/N) Σ_i Â_i, and every group's advantages sum to zero (r_i − r̄ sums to 0, and dividing a group by one
+    // number keeps it so): the policy term is 0 up to rounding, at every step, whatever the model has learned.
+    // What is left is β × the KL estimate, which starts at 0 and stays small. Yet the GRADIENT,
+    // (1/N) Σ_i Â_i (1/|o_i|) Σ_t ∇log π(o_{i,t}), is not zero: the Â_i cancel, the ∇log π they multiply do not.
+    // The loss of a policy-gradient method is a device for getting a gradient from autograd, not a measure of
+    // progress — watch grad_norm (logged before clipping) and the reward. In the first step of the test snapshots
+    // (tests/Chapters.Tests/snapshots/GrpoTests.*) the loss is 2.5·10⁻⁹ on TorchSharp and 7·10⁻⁹ on MinTorch (the
+    // KL is still 0), the gradient norm 5.7 and 4.9. (Under `dapo` and `dr-grpo` long completions weigh more, so
+    // the policy term is a small non-zero number; and in the later inner iterations, not logged, ρ has moved and
+    // the loss goes below zero: that is what each step gained.)
+
     /// <summary>
-    /// The per-token losses (N, M) averaged into the scalar loss, over the mask's tokens only (see the header):
+    /// The per-token losses (N, M) averaged into the scalar loss, over the mask's tokens only:
     /// grpo = mean over completions of each one's token mean; dapo = mean over all tokens; dr-grpo = sum over all
     /// tokens ÷ (N · <paramref name="maxCompletionLength"/>). TRL's GRPOTrainer._compute_loss, loss_type
     /// "grpo" / "bnpo" (= "dapo" on one device) / "dr_grpo".
@@ -503,7 +542,8 @@ public static class GroupRelative
 
     /// <summary>
     /// The share of real tokens whose clipped term is active — where the gradient of the policy term is 0:
-    /// ρ &lt; 1 − ε with Â &lt; 0, or ρ &gt; 1 + ε with Â &gt; 0 (TRL's clip_ratio/region_mean). A scalar tensor.
+    /// ρ &lt; 1 − ε with Â &lt; 0, or ρ &gt; 1 + ε with Â &gt; 0 (TRL's clip_ratio/region_mean). No gradient.
+    /// Chapter 6 holds the same text (TRL's PPO, policy/clipfrac_avg).
     /// </summary>
     public static double ClipFraction(Tensor logRatio, Tensor advantages, Tensor mask, double clipCoef)
     {
