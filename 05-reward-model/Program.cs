@@ -75,7 +75,7 @@
 //
 // What it finds (3 seeds on each engine): the reward model learns the surface feature, the ".", almost
 // perfectly (agreement with gold 0.96–1.00 on style-only pairs) and stays close to a coin flip on correctness
-// (0.52–0.63), the feature gold weighs more — so chapter 6's policy, optimising it, puts "." everywhere.
+// (0.49–0.63), the feature gold weighs more — so chapter 6's policy, optimising it, puts "." everywhere.
 // Results, experiments and curves: docs/05-reward-model.md
 //
 // Output in runs/05-reward-model/seed<seed>/: metrics.csv, curves.svg, summary.json, and the trained reward
