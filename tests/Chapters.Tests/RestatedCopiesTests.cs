@@ -16,6 +16,7 @@ public class RestatedCopiesTests
     /// <summary>Each restated function and the files that hold a copy.</summary>
     public static TheoryData<string, string[]> Copies => new()
     {
+        { "TokenRewards", ["02-actor-critic-gae/Program.cs", "04-ppo/Program.cs"] },
         { "Gae", ["04-ppo/Program.cs", "06-rlhf/Program.cs"] },
         { "NormalizeAdvantages", ["02-actor-critic-gae/Program.cs", "04-ppo/Program.cs", "06-rlhf/Program.cs"] },
         { "ClippedSurrogate", ["04-ppo/Program.cs", "06-rlhf/Program.cs", "08-grpo/Program.cs"] },
