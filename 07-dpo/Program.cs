@@ -52,6 +52,15 @@
 //   ipo            Azar et al. 2023: L = (h − 1/(2β))², on per-token mean log-probs: DirectPreference.IpoLosses.
 //   plackett-luce  Rafailov et al. 2023, appendix A.3: rankings of K > 2 completions, the Plackett–Luce likelihood
 //                  with the implicit reward: DirectPreference.PlackettLuceLosses.
+//   hinge          SLiC (Zhao et al. 2023): max(0, 1 − βh), which stops pushing a pair once βh ≥ 1: HingeLosses.
+//   simpo          SimPO (Meng et al. 2024): no π_ref in the loss; the reward is β times the policy's mean log-prob
+//                  per token, and the winner must lead by a margin γ: SimpoLosses (use --beta 2, the paper's).
+//   orpo           ORPO (Hong et al. 2024): no π_ref; the winner's NLL (SFT) plus λ times a log-odds-ratio
+//                  penalty: OrpoLosses.
+//   kto            KTO (Ethayarajh et al. 2024): each answer judged alone, winners as desirable and losers as
+//                  undesirable, against a reference point z₀ estimated on mismatched pairs: KtoLosses.
+// Every loss trains the policy alone; π_ref stays in memory for the KL the chapter reports, and all but simpo
+// and orpo also read its log-probs in the loss (summary.json: reference_in_loss).
 //
 // ─── The loop ────────────────────────────────────────────────────────────────────────────────────────
 //
@@ -107,6 +116,14 @@ public enum LossKind
     /// <summary>The Plackett–Luce likelihood of rankings of K completions: Rafailov et al. 2023, appendix A.3.
     /// </summary>
     PlackettLuce,
+    /// <summary>max(0, 1 − β h): SLiC's hinge, Zhao et al. 2023 (TRL's "hinge").</summary>
+    Hinge,
+    /// <summary>−log σ(β (mean log π_θ(y_w) − mean log π_θ(y_l)) − γ): SimPO, Meng et al. 2024; no π_ref.</summary>
+    Simpo,
+    /// <summary>NLL of y_w − λ log σ(log odds ratio): ORPO, Hong et al. 2024; no π_ref.</summary>
+    Orpo,
+    /// <summary>Each answer alone against a reference point: KTO, Ethayarajh et al. 2024.</summary>
+    Kto,
 }
 
 /// <summary>The chapter's hyper-parameters: one command-line option each (<c>--beta 0.1</c>).</summary>
@@ -115,8 +132,8 @@ public sealed record Args : LabArgs
     [Help("optimiser steps, ≈ 3.4 passes over the ≈ 3,700 pairs at the default batch size", Min = 1)]
     public override int Steps { get; init; } = 200;
 
-    [Help("the loss: dpo, cdpo (label smoothing), ipo (squared, length-normalised) " +
-          "or plackett-luce (rankings of --ranking-size)")]
+    [Help("the loss: dpo, cdpo (label smoothing), ipo (squared, length-normalised), plackett-luce (rankings " +
+          "of --ranking-size), hinge (SLiC), simpo and orpo (no reference model), or kto (answers judged alone)")]
     public LossKind Loss { get; init; } = LossKind.Dpo;
 
     [Help("β, the KL strength of the implicit reward β·log π/π_ref " +
@@ -126,6 +143,14 @@ public sealed record Args : LabArgs
     [Help("ε of --loss cdpo, the assumed probability that a label is flipped " +
           "(Mitchell 2023's example: 0.1; TRL's label_smoothing)", Min = 0, Max = 0.5)]
     public double LabelSmoothing { get; init; } = 0.1;
+
+    [Help("γ of --loss simpo, the target margin of the length-normalised reward " +
+          "(SimPO paper: 0.5–1.6 with β 2–2.5; TRL: γ/β = 0.5)", Min = 0)]
+    public double SimpoGamma { get; init; } = 1.0;
+
+    [Help("λ of --loss orpo, the weight of the odds-ratio term beside the chosen answer's NLL " +
+          "(ORPO paper and TRL's beta: 0.1)", Min = 0)]
+    public double OrpoLambda { get; init; } = 0.1;
 
     [Help("K, the completions ranked per prompt for --loss plackett-luce, where K = 2 would be DPO (not tuned)",
           Min = 2, Max = 8)]
@@ -221,12 +246,15 @@ public static class Program
                 var tok = Rollouts.TokenLogProbs(policy, batch.Sequences.reshape(-1, P + M), P)   // (B·K, M)
                                   .reshape(-1, K, M);                                       // (B, K, M)
 
-                // ─── 4. the loss: log π summed over completion tokens (averaged for IPO) ─────────────
-                bool average = args.Loss == LossKind.Ipo;
+                // ─── 4. the loss: log π summed over completion tokens (averaged for IPO, SimPO, ORPO) ──
+                bool average = DirectPreference.Averages(args.Loss);
                 // log π_θ(y_k|x) and log π_ref(y_k|x) of the K completions of each tuple
                 var logp = DirectPreference.CompletionLogProbs(tok, batch.Masks, average);        // (B, K)
                 var refLogp = DirectPreference.CompletionLogProbs(refTok, batch.Masks, average);  // (B, K)
-                var losses = DirectPreference.Losses(args.Loss, logp, refLogp, args.Beta, args.LabelSmoothing); // (B)
+                // KTO's reference point z₀: the KL on mismatched pairs (each prompt with the next tuple's winner).
+                Tensor? z0 = args.Loss == LossKind.Kto ? KtoReferencePoint(policy, reference, batch) : null;
+                var losses = DirectPreference.Losses(args.Loss, logp, refLogp, args.Beta, args.LabelSmoothing,
+                    args.SimpoGamma, args.OrpoLambda, z0);                                    // (B), (2B) for KTO
                 var loss = losses.mean();
                 Lab.CheckFinite(loss, "loss", step);
 
@@ -295,7 +323,8 @@ public static class Program
                     HeldOutAccuracyOf(policy, heldOut, refHeldOut, args, PairKind.CorrectnessOnly),
                 ["noise_ceiling"] = train.NoiseCeiling,
                 ["kl_estimator"] = "k3 per token, summed over the completion",
-                ["models_held"] = 2,
+                ["models_held"] = 2,                                  // π_θ and π_ref (for the reported KL)
+                ["reference_in_loss"] = args.Loss is not (LossKind.Simpo or LossKind.Orpo),
                 ["trainable_params"] = policy.NumParameters(),
                 ["samples_generated"] = (long)trainPrompts.Length * K,   // base samples behind the data (offline)
                 ["pairs"] = train.Count,
@@ -344,8 +373,8 @@ public static class Program
     private static RewardStats HeldOutRewards(TinyGpt policy, Preferences data, Tensor refTok, Args args)
     {
         using var _ = no_grad();
-        var logp = Preferences.CompletionLogProbs(policy, data, args.Loss == LossKind.Ipo);
-        var refLogp = DirectPreference.CompletionLogProbs(refTok, data.Masks, args.Loss == LossKind.Ipo);
+        var logp = Preferences.CompletionLogProbs(policy, data, DirectPreference.Averages(args.Loss));
+        var refLogp = DirectPreference.CompletionLogProbs(refTok, data.Masks, DirectPreference.Averages(args.Loss));
         return DirectPreference.RewardStats(logp, refLogp, args.Beta);
     }
 
@@ -375,8 +404,33 @@ public static class Program
         LossKind.Dpo => "dpo",
         LossKind.Cdpo => "cdpo",
         LossKind.Ipo => "ipo",
-        _ => "plackett-luce",
+        LossKind.PlackettLuce => "plackett-luce",
+        LossKind.Hinge => "hinge",
+        LossKind.Simpo => "simpo",
+        LossKind.Orpo => "orpo",
+        _ => "kto",
     };
+
+    /// <summary>
+    /// KTO's reference point for a batch: each prompt x_i paired with the next tuple's winner y_{i+1} (TRL's KL
+    /// dataset shifts the completions the same way), scored by both models without gradient, then
+    /// <see cref="DirectPreference.KtoReferencePoint"/>. One more forward pass of each model per step.
+    /// </summary>
+    public static Tensor KtoReferencePoint(TinyGpt policy, TinyGpt reference, Preferences batch)
+    {
+        const int P = ArithmeticTask.PromptLength, M = ArithmeticTask.MaxCompletionLength;
+        using var _ = no_grad();
+        long B = batch.Sequences.shape[0];
+        var winners = batch.Sequences.narrow(1, 0, 1).squeeze(1);                  // (B, P + M): x_i, y_w,i
+        var next = tensor(Enumerable.Range(0, (int)B).Select(i => (long)((i + 1) % B)).ToArray(), [B]);
+        var mismatched = cat([winners.narrow(1, 0, P), winners.index_select(0, next).narrow(1, P, M)], 1);
+        var mask = batch.Masks.narrow(1, 0, 1).squeeze(1).index_select(0, next);   // (B, M)
+        var policyLogp = DirectPreference.CompletionLogProbs(Rollouts.TokenLogProbs(policy, mismatched, P), mask,
+            average: false);                                                          // (B)
+        var refLogp = DirectPreference.CompletionLogProbs(Rollouts.TokenLogProbs(reference, mismatched, P), mask,
+            average: false);                                                          // (B)
+        return DirectPreference.KtoReferencePoint(policyLogp, refLogp);
+    }
 }
 
 /// <summary>Implicit-reward statistics of a batch (TRL's rewards/* metrics); "chosen" is the first place of each
@@ -531,8 +585,99 @@ public static class DirectPreference
     /// <summary>Column <paramref name="k"/> of a (B, K) tensor: (B). (TorchSharp's <c>x.select(1, k)</c>.)</summary>
     public static Tensor Place(Tensor x, long k) => x.narrow(1, k, 1).squeeze(1);
 
-    /// <summary>The chosen loss on (B, K) log-probs of ranked completions (K = 2: chosen, rejected).</summary>
-    public static Tensor Losses(LossKind kind, Tensor policy, Tensor reference, double beta, double labelSmoothing)
+    // ─── Beyond DPO: four more losses on the same pairs (--loss hinge / simpo / orpo / kto) ────────────────
+    //
+    // Every loss above compares the policy's preference for y_w over y_l with the reference's. The four below
+    // change what is compared, or drop the reference from the loss. Each is written as TRL writes it.
+
+    /// <summary>
+    /// SLiC's hinge (Zhao et al. 2023; TRL's DPO loss_type "hinge"): L = max(0, 1 − β h) on the same margin h as DPO.
+    /// Where DPO's −log σ(βh) keeps pushing h up forever (its gradient −β σ(−βh) never reaches 0), the hinge stops
+    /// once βh ≥ 1: a pair whose margin is already 1/β contributes nothing. Summed log-probs; (B) each → (B).
+    /// </summary>
+    public static Tensor HingeLosses(Tensor policyChosen, Tensor policyRejected, Tensor refChosen, Tensor refRejected,
+        double beta)
+    {
+        var h = LogRatioMargin(policyChosen, policyRejected, refChosen, refRejected);   // (B)
+        return nn.functional.relu(1 - beta * h);                                     // max(0, 1 − βh)
+    }
+
+    /// <summary>
+    /// SimPO (Meng et al. 2024; TRL's CPOTrainer with loss_type "simpo" and cpo_alpha 0), reference-free:
+    /// <code>
+    ///   L = −log σ( β/|y_w| · log π_θ(y_w|x) − β/|y_l| · log π_θ(y_l|x) − γ )
+    /// </code>
+    /// The implicit reward is the policy's own mean log-prob per token, β · (1/|y|) log π_θ(y|x): no π_ref in the
+    /// loss (the model it would need is gone), and no reward for length (a longer answer is not a likelier one per
+    /// token). γ is a target margin: the winner must beat the loser by γ/β nats per token before the loss relaxes.
+    /// The paper's settings are β ≈ 2, γ ≈ 1 (TRL: γ/β = 0.5), far from DPO's β. Mean log-probs per token; (B) → (B).
+    /// </summary>
+    public static Tensor SimpoLosses(Tensor policyChosenAvg, Tensor policyRejectedAvg, double beta, double gamma)
+    {
+        var logits = policyChosenAvg - policyRejectedAvg - gamma / beta;               // (B): TRL's logits
+        return -nn.functional.logsigmoid(beta * logits);
+    }
+
+    /// <summary>
+    /// The log odds ratio of ORPO (Hong et al. 2024): with p = exp(mean log π_θ(y|x)) the policy's per-token
+    /// likelihood of y and odds(y) = p / (1 − p),
+    /// <code>
+    ///   log [odds(y_w) / odds(y_l)] = (log p_w − log p_l) − (log(1 − p_w) − log(1 − p_l)).
+    /// </code>
+    /// log(1 − p) is computed as log1p(−exp(log p)). Mean log-probs per token; (B) each → (B).
+    /// </summary>
+    public static Tensor LogOddsRatio(Tensor policyChosenAvg, Tensor policyRejectedAvg) =>
+        (policyChosenAvg - policyRejectedAvg)
+        - ((-policyChosenAvg.exp()).log1p() - (-policyRejectedAvg.exp()).log1p());
+
+    /// <summary>
+    /// ORPO (Hong et al. 2024; TRL's ORPOTrainer): supervised fine-tuning and preference in one loss, without a
+    /// reference model,
+    /// <code>
+    ///   L = −(1/|y_w|) log π_θ(y_w|x)  −  λ · log σ( log odds(y_w) / odds(y_l) )
+    /// </code>
+    /// the chosen answer's negative log-likelihood per token (the SFT loss) plus a penalty that grows when the loser's
+    /// odds come near the winner's. λ is TRL's beta (0.1). Mean log-probs per token; (B) each → (B).
+    /// </summary>
+    public static Tensor OrpoLosses(Tensor policyChosenAvg, Tensor policyRejectedAvg, double lambda) =>
+        -policyChosenAvg - lambda * nn.functional.logsigmoid(LogOddsRatio(policyChosenAvg, policyRejectedAvg));
+
+    /// <summary>
+    /// KTO's reference point z₀ (Ethayarajh et al. 2024; TRL's KTOTrainer): an estimate of KL(π_θ ‖ π_ref) from
+    /// mismatched pairs — each prompt with another tuple's answer, which neither model has reason to prefer —
+    /// z₀ = max(0, mean(log π_θ(y'|x) − log π_ref(y'|x))), held constant (no gradient), as TRL does. (B) each → ().
+    /// </summary>
+    public static Tensor KtoReferencePoint(Tensor policyMismatched, Tensor refMismatched)
+    {
+        using var _ = no_grad();
+        return (policyMismatched - refMismatched).mean().clamp(min: 0).detach();
+    }
+
+    /// <summary>
+    /// KTO (Ethayarajh et al. 2024; TRL's KTOTrainer.kto_loss), which needs no pairs: each answer is judged alone,
+    /// desirable or undesirable, by how its implicit reward r = log π_θ(y|x) − log π_ref(y|x) compares with the
+    /// reference point z₀ — a prospect-theory value, saturating in both directions:
+    /// <code>
+    ///   desirable y:    λ_D · (1 − σ(β (r − z₀)))         undesirable y:    λ_U · (1 − σ(β (z₀ − r)))
+    /// </code>
+    /// Here, as TRL does with paired data, every chosen answer is desirable and every rejected one undesirable, with
+    /// λ_D = λ_U = 1. Summed log-probs; (B) each → (2B): the chosen answers' losses, then the rejected ones'.
+    /// </summary>
+    public static Tensor KtoLosses(Tensor policyChosen, Tensor policyRejected, Tensor refChosen, Tensor refRejected,
+        double beta, Tensor referencePoint)
+    {
+        var chosen = 1 - (beta * ((policyChosen - refChosen) - referencePoint)).sigmoid();         // (B)
+        var rejected = 1 - (beta * (referencePoint - (policyRejected - refRejected))).sigmoid();   // (B)
+        return cat([chosen, rejected], 0);                                                          // (2B)
+    }
+
+    /// <summary>Whether the loss reads log-probs averaged per token (IPO, SimPO, ORPO, as TRL) or summed.</summary>
+    public static bool Averages(LossKind kind) => kind is LossKind.Ipo or LossKind.Simpo or LossKind.Orpo;
+
+    /// <summary>The chosen loss on (B, K) log-probs of ranked completions (K = 2: chosen, rejected): (B), or (2B)
+    /// for KTO, which judges each answer alone (its <paramref name="ktoReferencePoint"/> is required).</summary>
+    public static Tensor Losses(LossKind kind, Tensor policy, Tensor reference, double beta, double labelSmoothing,
+        double simpoGamma = 1.0, double orpoLambda = 0.1, Tensor? ktoReferencePoint = null)
     {
         if (kind == LossKind.PlackettLuce) return PlackettLuceLosses(policy, reference, beta);
         if (policy.shape[1] != 2)
@@ -545,6 +690,11 @@ public static class DirectPreference
             LossKind.Dpo => DpoLosses(pc, pr, rc, rr, beta),
             LossKind.Cdpo => DpoLosses(pc, pr, rc, rr, beta, labelSmoothing),
             LossKind.Ipo => IpoLosses(pc, pr, rc, rr, beta),
+            LossKind.Hinge => HingeLosses(pc, pr, rc, rr, beta),
+            LossKind.Simpo => SimpoLosses(pc, pr, beta, simpoGamma),
+            LossKind.Orpo => OrpoLosses(pc, pr, orpoLambda),
+            LossKind.Kto => KtoLosses(pc, pr, rc, rr, beta, ktoReferencePoint
+                ?? throw new ArgumentNullException(nameof(ktoReferencePoint), "Losses: kto needs its reference point")),
             _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "Losses: unknown loss"),
         };
     }
