@@ -3,6 +3,8 @@
 //     dotnet run -c Release --project compare                          # all chapters, seed 1
 //     dotnet run -c Release --project compare -- --chapters 04,07      # a subset
 //     dotnet run -c Release --project compare -- --table-only          # re-print the table of the last runs
+//     dotnet run -c Release --project compare -- --chapters 07 --variants "--loss dpo; --loss hinge; --loss kto"
+//                                                                      # one chapter's options side by side
 //
 // Each chapter runs in its own process (`dotnet run -c Release --project <chapter> -- --seed S --out
 // <out>/<chapter>`), one after the other — never two at once, so each gets the whole machine and its
@@ -41,6 +43,10 @@ public sealed record Args : LabArgs
 
     [Help("run nothing: read the summary.json files already under --out and print the table")]
     public bool TableOnly { get; init; }
+
+    [Help("variants of each chosen chapter to run side by side: their options, separated by ';' " +
+          "(e.g. \"--loss dpo; --loss simpo --beta 2\"); empty = each chapter's defaults once")]
+    public string Variants { get; init; } = "";
 }
 
 public static class Program
@@ -74,23 +80,30 @@ public static class Program
                                         "run one chapter with its own --steps instead");
         string root = RepoRoot();
         var chapters = Select(args.Chapters, Directory.GetDirectories(root).Select(Path.GetFileName).OfType<string>());
+        var variants = ParseVariants(args.Variants);
         var summaries = new List<RunSummary>();
+        var rows = new List<object?[]>();
         var failed = new List<string>();
         foreach (var chapter in chapters)
-        {
-            string outDir = Path.Combine(args.Out, chapter);
-            if (!args.TableOnly)
+            foreach (var variant in variants)
             {
-                Lab.Print($"── {chapter} ──────────────────────────────────────────");
-                int code = RunChapter(root, chapter, args, outDir);
-                if (code != 0) { failed.Add($"{chapter} (exit code {code})"); continue; }
+                string label = string.Join(' ', variant);
+                string outDir = variant.Length == 0 ? Path.Combine(args.Out, chapter)
+                                                    : Path.Combine(args.Out, chapter, Slug(label));
+                string name = variant.Length == 0 ? chapter : $"{chapter} {label}";
+                if (!args.TableOnly)
+                {
+                    Lab.Print($"── {name} ──────────────────────────────────────────");
+                    int code = RunChapter(root, chapter, args, outDir, variant);
+                    if (code != 0) { failed.Add($"{name} (exit code {code})"); continue; }
+                }
+                string path = Path.Combine(outDir, "summary.json");
+                if (!File.Exists(path)) { failed.Add($"{name} (no {path})"); continue; }
+                var summary = RunSummary.Read(path);
+                summaries.Add(summary);
+                rows.Add(Row(summary, variant.Length == 0 ? null : label));
             }
-            string path = Path.Combine(outDir, "summary.json");
-            if (!File.Exists(path)) { failed.Add($"{chapter} (no {path})"); continue; }
-            summaries.Add(RunSummary.Read(path));
-        }
 
-        var rows = summaries.Select(Row).ToList();
         Lab.Table($"MinRL side by side, seed {args.Seed.ToString(CultureInfo.InvariantCulture)}", Headers, rows);
         File.WriteAllText(Path.Combine(args.Out, "comparison.md"), Markdown(Headers, rows), new UTF8Encoding(false));
         File.WriteAllText(Path.Combine(args.Out, "comparison.json"),
@@ -121,10 +134,29 @@ public static class Program
         return [.. picked.Order(StringComparer.Ordinal)];
     }
 
-    /// <summary>One table row from a chapter's summary (missing extra keys print as "—").</summary>
-    public static object?[] Row(RunSummary s) =>
+    /// <summary>The variants of <c>--variants</c>: each one's options, split on white space; none given is one
+    /// variant with no options (each chapter's defaults).</summary>
+    public static List<string[]> ParseVariants(string spec)
+    {
+        var variants = spec.Split(';', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+            .Select(v => v.Split(' ', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+            .ToList();
+        if (variants.Any(v => v.Any(a => a is "--seed" or "--out")))
+            throw new LabUsageException("--variants: --seed and --out are compare's own; give them once, outside");
+        return variants.Count == 0 ? [[]] : variants;
+    }
+
+    /// <summary>A folder name for a variant: "--loss simpo --beta 2" → "loss-simpo-beta-2".</summary>
+    public static string Slug(string label) =>
+        string.Join('-', label.ToLowerInvariant()
+            .Split(label.Where(c => !char.IsLetterOrDigit(c) && c != '.').Distinct().ToArray(),
+                   StringSplitOptions.RemoveEmptyEntries));
+
+    /// <summary>One table row from a chapter's summary (missing extra keys print as "—"); a variant's options
+    /// follow the algorithm's name.</summary>
+    public static object?[] Row(RunSummary s, string? variant = null) =>
     [
-        Algorithms.TryGetValue(s.Chapter, out var name) ? name : s.Chapter,
+        (Algorithms.TryGetValue(s.Chapter, out var name) ? name : s.Chapter) + (variant is null ? "" : $" ({variant})"),
         Count(s, "models_held"),
         Count(s, "trainable_params"),
         Count(s, "samples_generated"),
@@ -157,7 +189,7 @@ public static class Program
         _ => Convert.ToString(v, CultureInfo.InvariantCulture) ?? "",
     };
 
-    static int RunChapter(string root, string chapter, Args args, string outDir)
+    static int RunChapter(string root, string chapter, Args args, string outDir, string[] variant)
     {
         var psi = new ProcessStartInfo("dotnet")
         {
@@ -168,6 +200,7 @@ public static class Program
                                   "--project", Path.Combine(root, chapter), "--",
                                   "--seed", args.Seed.ToString(CultureInfo.InvariantCulture), "--out", outDir })
             psi.ArgumentList.Add(a);
+        foreach (var a in variant) psi.ArgumentList.Add(a);
         if (args.Quick) psi.ArgumentList.Add("--quick");
         if (args.Device != ComputeDevice.Cpu) { psi.ArgumentList.Add("--device"); psi.ArgumentList.Add("cuda"); }
         if (args.Threads > 0)

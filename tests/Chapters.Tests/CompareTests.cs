@@ -56,4 +56,25 @@ public class CompareTests
         var md = Program.Markdown(["a", "b"], [["x", 1234L], [null, 0.5]]);
         Assert.Equal("| a | b |\n|---|---|\n| x | 1,234 |\n| — | 0.5 |\n", md);
     }
+
+    [Fact]
+    public void Variants_split_on_semicolons_into_option_lists_and_name_their_folders()
+    {
+        Assert.Equal([[]], Program.ParseVariants(""));                                     // the defaults, once
+        var v = Program.ParseVariants(" --loss dpo ; --loss simpo  --beta 2;");
+        Assert.Equal(2, v.Count);
+        Assert.Equal(["--loss", "dpo"], v[0]);
+        Assert.Equal(["--loss", "simpo", "--beta", "2"], v[1]);
+        Assert.Equal("loss-simpo-beta-2", Program.Slug("--loss simpo --beta 2"));
+        Assert.Equal("loss-kto-beta-0.2", Program.Slug("--loss kto --beta 0.2"));
+        Assert.Throws<LabUsageException>(() => Program.ParseVariants("--loss dpo --seed 3"));
+    }
+
+    [Fact]
+    public void A_variant_row_names_its_options_after_the_algorithm()
+    {
+        var s = new RunSummary { Chapter = "07-dpo", Metric = "gold", Base = 0.3, Final = 0.5, Kl = 0.1 };
+        Assert.Equal("DPO (--loss kto)", Program.Row(s, "--loss kto")[0]);
+        Assert.Equal("DPO", Program.Row(s)[0]);
+    }
 }
