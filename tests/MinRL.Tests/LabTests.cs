@@ -49,6 +49,16 @@ public class LabTests : IDisposable
 
     private static TestArgs P(params string[] argv) => Lab.Parse<TestArgs>(argv, "00-test", "a test chapter");
 
+    [Fact]
+    public void A_string_value_may_start_with_dashes_when_it_has_a_space_as_compares_variants_do()
+    {
+        Assert.Equal("--loss dpo; --loss kto", P("--run-name", "--loss dpo; --loss kto").RunName);
+        Assert.Equal("--x", P("--run-name=--x").RunName);                                 // with '=' anything goes
+        var e = Assert.Throws<LabUsageException>(() => P("--run-name", "--steps"));       // a name, not a value
+        Assert.Contains("needs a value", e.Message);
+        Assert.Throws<LabUsageException>(() => P("--learning-rate", "-- 1"));             // only strings
+    }
+
     private static string UsageError(params string[] argv)
     {
         var e = Assert.Throws<LabUsageException>(() => P(argv));

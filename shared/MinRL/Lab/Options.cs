@@ -201,7 +201,11 @@ internal static class Options
                     if (i + 1 < argv.Length && IsBoolWord(argv[i + 1])) value = argv[++i];
                     else value = "true";
                 }
-                else if (i + 1 < argv.Length && !argv[i + 1].StartsWith("--", StringComparison.Ordinal))
+                // A value may start with "--" only when it is a string with a space in it (compare's
+                // --variants "--loss dpo; --loss kto"): an option's name never has one.
+                else if (i + 1 < argv.Length && (!argv[i + 1].StartsWith("--", StringComparison.Ordinal)
+                                                 || option.Property.PropertyType == typeof(string)
+                                                    && argv[i + 1].Contains(' ')))
                     value = argv[++i];
                 else
                     throw new LabUsageException($"option {option.Name} needs a value ({Describe(option.Type)}), " +
