@@ -84,9 +84,10 @@
 // summed, on those samples); and the implicit reward model's accuracy on held-out pairs (pairs built the same way
 // from the held-out prompts). Output in runs/07-dpo/seed<seed>/: metrics.csv, curves.svg, summary.json.
 //
-// Key findings: every loss learns the '.' within ≈ 50 steps (gold 0.36 → 0.56–0.61, seeds 1–3); with the DPO
-// paper's β = 0.1 the policy then drifts at twice the KL and loses arithmetic, hence β 0.5 here; and the winners'
-// log-likelihood falls while the preference accuracy rises (DirectPreference.DpoLosses says why).
+// Key findings: DPO learns the '.' within ≈ 50 steps (gold 0.36 → 0.56–0.61, seeds 1–3); with the DPO paper's
+// β = 0.1 the policy then drifts at twice the KL and loses arithmetic, hence β 0.5 here; and the winners'
+// log-likelihood falls while the preference accuracy rises (DirectPreference.DpoLosses says why). Hinge and KTO
+// gain as much; the reference-free losses less: SimPO drifts twice as far, ORPO barely leaves the base.
 // Results, experiments and curves: docs/07-dpo.md
 //
 // References: R. Rafailov, A. Sharma, E. Mitchell, S. Ermon, C. D. Manning, C. Finn, "Direct Preference
