@@ -2,6 +2,8 @@
 //
 //     dotnet run -c Release --project 08-grpo                                   # the default run (< 60 s)
 //     dotnet run -c Release --project 08-grpo -- --scale-rewards none --loss-type dr-grpo   # Dr. GRPO
+//     dotnet run -c Release --project 08-grpo -- --loss-type dapo --epsilon-high 0.28 --dynamic-sampling
+//                                                                               # DAPO's three changes
 //     dotnet run -c Release --project 08-grpo -- --help                         # every option
 //
 // ─── The setting ─────────────────────────────────────────────────────────────────────────────────────
@@ -33,10 +35,17 @@
 //
 // Each part is derived beside the code that computes it:
 //   * min[…] is PPO's clipped surrogate (chapter 4) with the group advantage in place of GAE, and the same samples
-//     serve μ gradient steps (--iterations): GroupRelative.ClippedSurrogate;
+//     serve μ gradient steps (--iterations): GroupRelative.ClippedSurrogate (with DAPO's ε_low, ε_high);
 //   * D_KL is Schulman's k3 per token, put in the LOSS rather than in the reward as in chapter 6: GroupRelative.K3;
 //   * (1/G) Σ_i (1/|o_i|) Σ_t is one of three averages in use (--loss-type): GroupRelative.Aggregate, which also
 //     shows why the printed loss is ≈ 0 while the model learns.
+//
+// What the field runs in 2025–26 changes one of these parts at a time, and each is a switch here, derived beside
+// its code: the advantage (--advantage rloo, reinforce++-baseline: GroupRelative.AdvantagesOf); where the ratio
+// lives (--importance-sampling-level sequence, GSPO: SequenceLogRatio); the clip (--epsilon-high, DAPO's
+// clip-higher: ClippedSurrogate; --loss-type cispo, which clips the weight and never the gradient: CispoLoss);
+// which samples count (--dynamic-sampling, DAPO: Program.SampleGroups); and the KL term's estimator
+// (--kl-estimator k1|k2|k3, with what each one's gradient is: KlTerm), or none (--beta 0, TRL's default now).
 //
 // ─── The loop ────────────────────────────────────────────────────────────────────────────────────────
 //
@@ -67,9 +76,12 @@
 // in LLMs via reinforcement learning", arXiv:2501.12948 (2025), §2.2.2 (accuracy and format rewards). Q. Yu
 // et al., "DAPO: An open-source LLM reinforcement learning system at scale", arXiv:2503.14476 (2025), §3.3
 // (token-level loss) and §3.2 (dynamic sampling). Z. Liu et al., "Understanding R1-Zero-like training: a
-// critical perspective", arXiv:2503.20783 (2025), §3.2 (Dr. GRPO). J. Schulman, "Approximating KL divergence"
-// (2020), http://joschu.net/blog/kl-approx.html. Hugging Face TRL, GRPOTrainer (trl/trainer/grpo_trainer.py:
-// scale_rewards, loss_type, the logged metrics' names), https://github.com/huggingface/trl.
+// critical perspective", arXiv:2503.20783 (2025), §3.2 (Dr. GRPO). C. Zheng et al., "Group Sequence Policy
+// Optimization", arXiv:2507.18071 (2025) (GSPO). MiniMax, "MiniMax-M1", arXiv:2506.13585 (2025), §3.1 (CISPO).
+// A. Ahmadian et al., "Back to basics: revisiting REINFORCE style optimization for learning from human feedback in
+// LLMs", arXiv:2402.14740 (2024) (RLOO). J. Hu, "REINFORCE++", arXiv:2501.03262 (2025). J. Schulman,
+// "Approximating KL divergence" (2020), http://joschu.net/blog/kl-approx.html. Hugging Face TRL, GRPOTrainer
+// (trl/trainer/grpo_trainer.py: scale_rewards, loss_type, the logged metrics' names), https://github.com/huggingface/trl.
 using System.Diagnostics;
 using MinRL;
 using TorchSharp;
@@ -89,6 +101,31 @@ public enum ScaleRewards
     None,
 }
 
+/// <summary>How the advantage of each completion is made from the rewards of its group.</summary>
+public enum AdvantageKind
+{
+    /// <summary>r_i − mean_group, divided as <see cref="ScaleRewards"/> says: GRPO (DeepSeekMath).</summary>
+    Grpo,
+    /// <summary>r_i − mean of the other G − 1 rewards: RLOO (Ahmadian et al. 2024; Kool et al. 2019).</summary>
+    Rloo,
+    /// <summary>r_i − mean_group, divided by the std of those over the whole batch: REINFORCE++-baseline (Hu 2025).
+    /// </summary>
+    ReinforcePlusPlusBaseline,
+}
+
+/// <summary>Where the importance ratio lives (TRL's <c>importance_sampling_level</c>).</summary>
+public enum ImportanceSamplingLevel
+{
+    /// <summary>One ratio per token, π_θ(o_t)/π_θold(o_t): GRPO, PPO.</summary>
+    Token,
+    /// <summary>One ratio per completion, the geometric mean of its tokens' ratios: GSPO (Zheng et al. 2025).
+    /// </summary>
+    Sequence,
+}
+
+/// <summary>Which of Schulman's estimators the loss's KL term uses (k1, k2, k3; see <see cref="Kl"/>).</summary>
+public enum KlEstimator { K1, K2, K3 }
+
 /// <summary>How the per-token losses are averaged into one number (TRL's <c>loss_type</c>).</summary>
 public enum LossType
 {
@@ -99,6 +136,8 @@ public enum LossType
     /// <summary>Sum over all tokens ÷ (completions × longest possible completion): Dr. GRPO's constant
     /// normaliser.</summary>
     DrGrpo,
+    /// <summary>CISPO's loss (MiniMax-M1, 2025): −sg(min(ρ, 1 + ε_high)) Â log π_θ, a mean over all tokens.</summary>
+    Cispo,
 }
 
 /// <summary>The chapter's hyper-parameters: one command-line option each (<c>--group-size 8</c>).</summary>
@@ -130,9 +169,28 @@ public sealed record Args : LabArgs
           "DeepSeekMath: group, REINFORCE++: batch, Dr. GRPO: none)")]
     public ScaleRewards ScaleRewards { get; init; } = ScaleRewards.Group;
 
-    [Help("how the per-token losses are averaged: grpo per completion, dapo per token, dr-grpo by a constant " +
-          "(TRL's loss_type; DeepSeekMath: grpo)")]
+    [Help("the loss and how its per-token terms are averaged: grpo per completion, dapo per token, dr-grpo by a " +
+          "constant, cispo (clipped, detached IS weights; MiniMax-M1) per token (TRL's loss_type; DeepSeekMath: grpo)")]
     public LossType LossType { get; init; } = LossType.Grpo;
+
+    [Help("how advantages are made: grpo (group mean, then --scale-rewards), rloo (the mean of the other G − 1; " +
+          "Ahmadian et al. 2024) or reinforce++-baseline (group mean, then the batch's std; Hu 2025)")]
+    public AdvantageKind Advantage { get; init; } = AdvantageKind.Grpo;
+
+    [Help("token: a ratio per token; sequence: one per completion, the geometric mean of its tokens' " +
+          "(GSPO, Zheng et al. 2025, with --clip-epsilon 3e-4 --epsilon-high 4e-4)")]
+    public ImportanceSamplingLevel ImportanceSamplingLevel { get; init; } = ImportanceSamplingLevel.Token;
+
+    [Help("ε_high, the upper clip 1 + ε_high (and CISPO's weight cap), 0 = the same as --clip-epsilon " +
+          "(DAPO's clip-higher: 0.28 with ε 0.2)", Min = 0)]
+    public double EpsilonHigh { get; init; } = 0;
+
+    [Help("drop the groups whose rewards are all equal and sample more prompts until the batch is full " +
+          "(DAPO's dynamic sampling)")]
+    public bool DynamicSampling { get; init; }
+
+    [Help("the estimator of the loss's per-token KL term: k1, k2 or k3 (Schulman 2020; DeepSeekMath: k3)")]
+    public KlEstimator KlEstimator { get; init; } = KlEstimator.K3;
 
     [Help("AdamW learning rate (tuned here: docs/08-grpo.md)", Min = 0)]
     public double LearningRate { get; init; } = 3e-4;
@@ -192,6 +250,7 @@ public static class Program
                   $"greedy {Lab.Fmt(baseGreedy.Accuracy)}");
 
         var final = baseEval;
+        long samplesDrawn = 0;                                       // completions sampled for training
         var clock = Stopwatch.StartNew();
         using (var progress = Lab.Progress(steps, "GRPO",
                    "reward", "eval_accuracy", "kl", "loss", "grad_norm", "frac_reward_zero_std"))
@@ -201,15 +260,15 @@ public static class Program
                 using var scope = NewDisposeScope();   // TorchSharp: this step's tensors are freed at its end
                 // ─── 1. rollout: B prompts, G completions each, sampled from π_θold at T = 1 ─────────
                 // Rows are grouped: rows g·G … g·G + G − 1 answer prompt g.
-                var prompts = ArithmeticTask.Sample(task.Train, args.Prompts, problemStream);
-                var problems = GroupRelative.Repeat(prompts, args.GroupSize);             // B·G problems
-                var rollout = Rollouts.Generate(policy, ArithmeticTask.EncodePrompts(problems), M);  // (N, P + M)
+                var (problems, rollout, drawn) = SampleGroups(policy, task, args, problemStream);     // (N, P + M)
+                samplesDrawn += drawn;                                       // > N only with --dynamic-sampling
                 var mask = rollout.CompletionMask;                            // (N, M): 1 through the first <eos>
                 // r = 1[correct] + b·1[well-formed], one per completion
                 var rewards = ArithmeticTask.Rewards(problems, rollout.Completions, args.FormatBonus);      // (N)
 
                 // ─── 2. advantages: (r − mean_group) / (std + ε), the same for every token of a completion ──
-                var advantages = GroupRelative.Advantages(rewards, args.GroupSize, args.ScaleRewards);   // (N)
+                var advantages = GroupRelative.AdvantagesOf(args.Advantage, rewards, args.GroupSize,
+                    args.ScaleRewards);                                                   // (N)
                 double zeroStdFrac = GroupRelative.ZeroStdFraction(rewards, args.GroupSize);    // groups with Â ≡ 0
 
                 // The reference's log-probs of the sampled tokens: fixed for this batch, so computed once.
@@ -229,7 +288,8 @@ public static class Program
                     oldLogp ??= logp.detach();
 
                     var perToken = GroupRelative.PerTokenLoss(logp, oldLogp, refLogp, advantages,
-                        args.ClipEpsilon, args.Beta);                                     // (N, M)
+                        args.ClipEpsilon, args.Beta, args.EpsilonHigh, args.LossType, args.ImportanceSamplingLevel,
+                        args.KlEstimator, mask);                                          // (N, M)
                     var loss = GroupRelative.Aggregate(perToken, mask, args.LossType, M); // scalar
                     Lab.CheckFinite(loss, "loss", step);
 
@@ -290,7 +350,8 @@ public static class Program
         // scored.
         double finalKl = Kl.HeldOut(policy, reference, task.Eval, new Generator(BaseModel.EvalSeed));
 
-        string variant = $"scale-rewards {Name(args.ScaleRewards)}, loss-type {Name(args.LossType)}";
+        string variant = $"advantage {Name(args.Advantage)}, scale-rewards {Name(args.ScaleRewards)}, " +
+                         $"loss-type {Name(args.LossType)}";
         var plot = new SvgPlot($"08-grpo — GRPO ({variant}), seed {args.Seed}") { Smoothing = 0.9 };
         plot.Add("held-out accuracy (T = 1)", log.Dots("eval_accuracy")).HLine(baseEval.Accuracy, "base");
         plot.Add("reward (batch) and its spread within groups", log.Series("reward"), log.Series("reward_std"));
@@ -317,7 +378,13 @@ public static class Program
                 ["kl_estimator"] = "k3 summed over the tokens of each completion, one T = 1 sample per held-out prompt",
                 ["models_held"] = 2,                                   // the policy and the frozen reference; no critic
                 ["trainable_params"] = policy.parameters().Where(p => p.requires_grad).Sum(p => p.numel()),
-                ["samples_generated"] = (long)N * steps,
+                ["samples_generated"] = samplesDrawn,
+                ["dynamic_sampling_extra_samples"] = samplesDrawn - (long)N * steps,   // dropped with their group
+                ["advantage"] = Name(args.Advantage),
+                ["importance_sampling_level"] = args.ImportanceSamplingLevel.ToString().ToLowerInvariant(),
+                ["epsilon_high"] = args.EpsilonHigh > 0 ? args.EpsilonHigh : args.ClipEpsilon,
+                ["kl_estimator_loss"] = args.KlEstimator.ToString().ToLowerInvariant(),
+                ["beta"] = args.Beta,
                 ["zero_std_fraction"] = log.Column("frac_reward_zero_std").Where(double.IsFinite).Average(),
                 ["clip_fraction"] = log.Column("clip_ratio/region_mean").Where(double.IsFinite).Average(),
                 ["steps"] = steps,
@@ -334,7 +401,64 @@ public static class Program
     /// <summary>The options' spellings on the command line.</summary>
     private static string Name(ScaleRewards s) => s.ToString().ToLowerInvariant();
     private static string Name(LossType t) =>
-        t switch { LossType.Grpo => "grpo", LossType.Dapo => "dapo", _ => "dr-grpo" };
+        t switch { LossType.Grpo => "grpo", LossType.Dapo => "dapo", LossType.Cispo => "cispo", _ => "dr-grpo" };
+    private static string Name(AdvantageKind a) =>
+        a switch { AdvantageKind.Grpo => "grpo", AdvantageKind.Rloo => "rloo", _ => "reinforce++-baseline" };
+
+    // ─── DAPO's dynamic sampling (--dynamic-sampling) ──────────────────────────────────────────────────
+    //
+    // A group whose G rewards are all equal has Â = 0 on every completion (GroupRelative.ZeroStdFraction): it costs
+    // G samples and a forward and backward pass, and moves nothing but the KL term. DAPO (Yu et al. 2025, §3.2)
+    // drops such groups and samples more prompts until the batch is full again, so every step's gradient comes
+    // from B informative groups. The price is the extra sampling, which summary.json counts
+    // (dynamic_sampling_extra_samples). Without the switch one round is drawn and kept whatever it holds.
+
+    /// <summary>One batch of B groups of G completions: the prompts, their rollout (rows grouped by prompt), and how
+    /// many completions were sampled to get it (N, or more with <c>--dynamic-sampling</c>, which gives up after 8
+    /// rounds and keeps what it has).</summary>
+    public static (Problem[] Problems, Rollout Rollout, int Drawn) SampleGroups(TinyGpt policy, ArithmeticTask task,
+        Args args, SplitMix64 problemStream)
+    {
+        const int M = ArithmeticTask.MaxCompletionLength, MaxRounds = 8;
+        int G = args.GroupSize, wanted = args.Prompts * G, drawn = 0;
+        var keptProblems = new List<Problem>();
+        var keptRollouts = new List<Rollout>();
+        for (int round = 0; round < MaxRounds && keptProblems.Count < wanted; round++)
+        {
+            var prompts = ArithmeticTask.Sample(task.Train, args.Prompts, problemStream);
+            var problems = GroupRelative.Repeat(prompts, G);                          // B·G problems
+            var rollout = Rollouts.Generate(policy, ArithmeticTask.EncodePrompts(problems), M);  // (B·G, P + M)
+            drawn += problems.Length;
+            if (!args.DynamicSampling) return (problems, rollout, drawn);
+            var rewards = ArithmeticTask.Rewards(problems, rollout.Completions, args.FormatBonus)
+                .to_type(float64).cpu().data<double>().ToArray();
+            var rows = new List<long>();
+            for (int g = 0; g < args.Prompts && keptProblems.Count + rows.Count < wanted; g++)
+                if (Enumerable.Range(1, G - 1).Any(j => rewards[g * G + j] != rewards[g * G]))   // an informative group
+                    for (int j = 0; j < G; j++) rows.Add(g * G + j);
+            if (rows.Count == 0) continue;
+            keptProblems.AddRange(rows.Select(r => problems[r]));
+            keptRollouts.Add(Rows(rollout, tensor(rows.ToArray(), [rows.Count])));
+        }
+        if (keptRollouts.Count == 0)                                     // nothing informative in 8 rounds: draw again
+        {
+            var plainArgs = args with { DynamicSampling = false };
+            var (plain, rollout, more) = SampleGroups(policy, task, plainArgs, problemStream);
+            return (plain, rollout, drawn + more);
+        }
+        var sequences = cat(keptRollouts.Select(r => r.Sequences).ToArray(), 0);
+        int P = keptRollouts[0].PromptLength;
+        return ([.. keptProblems], new Rollout(sequences, sequences.narrow(1, P, M),
+            cat(keptRollouts.Select(r => r.CompletionMask).ToArray(), 0),
+            cat(keptRollouts.Select(r => r.Lengths).ToArray(), 0),
+            cat(keptRollouts.Select(r => r.SampleLogProbs).ToArray(), 0), P), drawn);
+    }
+
+    /// <summary>The rows <paramref name="index"/> of a rollout.</summary>
+    static Rollout Rows(Rollout r, Tensor index) =>
+        new(r.Sequences.index_select(0, index), r.Completions.index_select(0, index),
+            r.CompletionMask.index_select(0, index), r.Lengths.index_select(0, index),
+            r.SampleLogProbs.index_select(0, index), r.PromptLength);
 }
 
 /// <summary>The algorithm's pure functions, pinned by tests/Chapters.Tests/GrpoTests.cs.</summary>
@@ -397,12 +521,39 @@ public static class GroupRelative
         return advantages.reshape(-1);                                              // (B·G)
     }
 
+    // RLOO and REINFORCE++-baseline (--advantage). The group mean above includes r_i itself, which shrinks the
+    // expected gradient by 1 − 1/G (see the derivation above). Leave it out and the baseline no longer depends on
+    // sample i at all — the unbiased per-prompt baseline of chapter 1, estimated from the other samples of the same
+    // prompt (Kool et al. 2019; Ahmadian et al. 2024, TRL's RLOOTrainer):
+    //
+    //   Â_i = r_i − (1/(G − 1)) Σ_{j≠i} r_j  =  (G/(G − 1)) (r_i − r̄)
+    //
+    // — GRPO's centred reward, scaled up by G/(G − 1), and not divided by any std. REINFORCE++-baseline (Hu 2025)
+    // centres by the group mean too, then divides by ONE number: the std of those centred rewards over the whole
+    // batch (its "global batch normalisation"), so a group where everyone is nearly right is not blown up to unit
+    // scale as GRPO's per-group std does. (TRL's scale_rewards="batch" divides by the std of the raw rewards instead.)
+
+    /// <summary>The advantages of <paramref name="kind"/>: GRPO's (<see cref="Advantages"/>, scaled per
+    /// <paramref name="scale"/>), RLOO's leave-one-out (unscaled) or REINFORCE++-baseline's. (B·G) → (B·G).</summary>
+    public static Tensor AdvantagesOf(AdvantageKind kind, Tensor rewards, int groupSize, ScaleRewards scale,
+        double eps = StdEpsilon)
+    {
+        if (kind == AdvantageKind.Grpo) return Advantages(rewards, groupSize, scale, eps);
+        var grouped = rewards.view(-1, groupSize);                                  // (B, G)
+        var sum = grouped.sum([1], keepdim: true);                                  // (B, 1)
+        if (kind == AdvantageKind.Rloo)
+            return (grouped - (sum - grouped) / (groupSize - 1)).reshape(-1);       // r_i − mean of the others
+        var centred = grouped - grouped.mean([1], keepdim: true);                   // (B, G): r_i − mean_group
+        return (centred / (centred.std() + eps)).reshape(-1);                       // ÷ (std over the batch + ε)
+    }
+
     // When all G rewards are equal — every sample right, or every sample wrong — r_i − r̄ = 0 for all i, the std is
     // 0, and Â = 0 / (0 + ε) = 0: the group teaches nothing (only the KL term acts on it), and no NaN appears. Such
     // groups are common at both ends — all-wrong ones while the policy is weak, all-right ones as it improves — so
     // the program logs their share, frac_reward_zero_std. DAPO (Yu et al. 2025) re-samples until the batch has none
-    // ("dynamic sampling"); here they are simply kept. The share is counted per group under every --scale-rewards,
-    // since Â = 0 in such a group whatever the divisor (TRL, under "batch", tests the whole batch's std instead).
+    // ("dynamic sampling", --dynamic-sampling: Program.SampleGroups); by default they are kept. The share is counted
+    // per group under every --scale-rewards, since Â = 0 in such a group whatever the divisor (TRL, under "batch",
+    // tests the whole batch's std instead).
 
     /// <summary>The share of groups whose G rewards are all equal (so that every Â in them is 0): TRL's
     /// frac_reward_zero_std.</summary>
@@ -430,15 +581,54 @@ public static class GroupRelative
     // baseline, and its gradient is (1/G) Σ_i Â_i (1/|o_i|) Σ_t ∇log π_θ(o_{i,t}) (∇ρ = ρ ∇log π).
 
     /// <summary>
-    /// PPO's clipped surrogate per token, as a loss (restated from chapter 4; chapter 6 holds the same text):
-    /// max(−Â ρ, −Â clip(ρ, 1 − ε, 1 + ε)) = −min(ρ Â, clip(ρ, 1 − ε, 1 + ε) Â), with ρ = exp(logRatio).
+    /// PPO's clipped surrogate per token, as a loss, with DAPO's decoupled clip range (chapter 4's
+    /// PPO.ClippedSurrogate when ε_low = ε_high): max(−Â ρ, −Â clip(ρ, 1 − ε_low, 1 + ε_high)), ρ = exp(logRatio).
     /// </summary>
-    public static Tensor ClippedSurrogate(Tensor logRatio, Tensor advantages, double clipCoef)
+    public static Tensor ClippedSurrogate(Tensor logRatio, Tensor advantages, double clipLow, double clipHigh)
     {
         var ratio = logRatio.exp();                                               // ρ_t = π_θ / π_θold
         var unclipped = -advantages * ratio;                                      // −Â ρ
-        var clipped = -advantages * ratio.clamp(1 - clipCoef, 1 + clipCoef);      // −Â clip(ρ, 1 − ε, 1 + ε)
+        var clipped = -advantages * ratio.clamp(1 - clipLow, 1 + clipHigh);       // −Â clip(ρ, 1 − ε_low, 1 + ε_high)
         return maximum(unclipped, clipped);                                       // = −min(Â ρ, Â clip(ρ))
+    }
+
+    // DAPO's clip-higher (--epsilon-high; Yu et al. 2025, §3.1). With one ε, a token the old policy gave
+    // probability 0.01 may rise to 0.012 at most in one batch, one it gave 0.9 to 1.08: the upper clip limits rare
+    // tokens far more than common ones, and exploration (entropy) collapses. Raising only the upper edge (ε_high
+    // 0.28, ε_low 0.2) lets unlikely good tokens grow faster, and keeps the lower edge where it was, so a bad
+    // token is still not pushed to probability 0 in one step.
+    //
+    // GSPO (--importance-sampling-level sequence; Zheng et al. 2025). The reward is given per completion, yet GRPO
+    // corrects per token: each token's ratio is one noisy sample, and over a long answer their product drifts far
+    // from 1. GSPO uses one ratio per completion, the geometric mean of its tokens' ratios,
+    //
+    //   s_i(θ) = ( π_θ(o_i|q) / π_θold(o_i|q) )^{1/|o_i|}  =  exp( (1/|o_i|) Σ_t log ρ_{i,t} ),
+    //
+    // clipped per completion with the same min/clip, so a whole completion is in or out of the trust region. A mean
+    // of |o_i| log-ratios moves far less than one token's: hence GSPO's ε of 3e-4 / 4e-4, about a thousand times
+    // smaller than GRPO's 0.2, to clip about as often (the paper reports a clipped share of ≈ 15%).
+
+    /// <summary>GSPO's sequence log-ratio, (1/|o_i|) Σ_t m_{i,t} log ρ_{i,t}: (N, M), (N, M) → (N, 1), the same
+    /// for every token of a completion (TRL's importance_sampling_level="sequence").</summary>
+    public static Tensor SequenceLogRatio(Tensor logRatio, Tensor mask) =>
+        ((logRatio * mask).sum(1) / mask.sum(1).clamp(min: 1)).unsqueeze(1);
+
+    // CISPO (--loss-type cispo; MiniMax-M1, 2025). The clip above zeroes the gradient of every token outside the
+    // trust region — in long reasoning, often the rare "reflection" tokens that matter most. CISPO clips the
+    // importance WEIGHT instead and never the gradient: each token contributes the REINFORCE term log π_θ Â,
+    // weighted by its ratio capped at 1 + ε_high and treated as a constant,
+    //
+    //   ℓ_{i,t} = −sg( min(ρ_{i,t}, 1 + ε_high) ) · Â_i · log π_θ(o_{i,t}),   ∇ℓ = −sg(min(ρ, 1 + ε_high)) Â ∇log π,
+    //
+    // so every token keeps a gradient (at θ = θold, ρ = 1, it is the plain policy gradient), and the cap bounds how
+    // much an off-policy token can weigh. It is averaged over all tokens, as dapo (TRL's loss_type="cispo").
+
+    /// <summary>CISPO's per-token loss −sg(min(ρ, 1 + ε_high)) Â log π_θ: (N, M) log-probs, (N, M) or (N, 1)
+    /// log-ratios, advantages broadcastable → (N, M).</summary>
+    public static Tensor CispoLoss(Tensor logp, Tensor logRatio, Tensor advantages, double clipHigh)
+    {
+        var weight = logRatio.detach().exp().clamp(max: 1 + clipHigh);              // sg(min(ρ, 1 + ε_high))
+        return -weight * advantages * logp;
     }
 
     // ─── The KL term ───────────────────────────────────────────────────────────────────────────────────
@@ -474,22 +664,57 @@ public static class GroupRelative
         return (r.exp() - 1 - r).clamp(min: 0).to_type(logp.dtype);
     }
 
+    // The KL term's estimator (--kl-estimator). Each of Schulman's estimators is unbiased (k1, k3) or nearly so
+    // (k2) for the VALUE of KL(π_θ ‖ π_ref) on tokens sampled from π_θ; in a loss what matters is their GRADIENT.
+    // With x = log π_ref − log π_θ on a token a ∼ π_θ (at θ = θold):
+    //
+    //   k1 = −x            ∇k1 = ∇log π_θ(a)              E[∇k1] = Σ_a ∇π_θ(a) = 0: no pull at all, only noise
+    //   k2 = ½ x²          ∇k2 = −x ∇log π_θ(a)           E[∇k2] = ∇_θ KL(π_θ ‖ π_ref): the KL it estimates
+    //   k3 = eˣ − x − 1    ∇k3 = (1 − eˣ) ∇log π_θ(a)     E[∇k3] = ∇_θ KL(π_ref ‖ π_θ): the reverse KL (above)
+    //
+    // (the middle line: E_π[log(π/π_ref) ∇log π] = Σ_a ∇π(a) log(π(a)/π_ref(a)) = ∇KL(π ‖ π_ref), since the
+    // Σ_a π ∇log π term that ∇ of the log adds is 0). So k1 in the loss is a KL penalty in name only, k2 is the
+    // one whose gradient is that of the KL it reports, and k3, DeepSeekMath's, pulls towards π_ref through the
+    // reverse KL. The chapter logs the k3 value whichever the loss uses.
+
+    /// <summary>The per-token KL term of the loss with the chosen estimator: (N, M) → (N, M).</summary>
+    public static Tensor KlTerm(KlEstimator estimator, Tensor logp, Tensor refLogp) => estimator switch
+    {
+        KlEstimator.K1 => Kl.K1(logp, refLogp),                                     // log π_θ − log π_ref
+        KlEstimator.K2 => Kl.K2(logp, refLogp),                                     // ½ (log π_ref − log π_θ)²
+        _ => K3(logp, refLogp),                                                     // e^x − x − 1
+    };
+
     /// <summary>
-    /// The per-token loss ℓ_{i,t} = −min[ρ Â, clip(ρ, 1 − ε, 1 + ε) Â] + β k3, with ρ = exp(log π_θ − log π_θold).
-    /// All inputs but <paramref name="logp"/> are constants (detached).
+    /// The per-token loss ℓ_{i,t} = −min[ρ Â, clip(ρ, 1 − ε_low, 1 + ε_high) Â] + β KL_{i,t}, with
+    /// ρ = exp(log π_θ − log π_θold) per token, or GSPO's one ratio per completion; CISPO's −sg(min(ρ, 1 + ε_high))
+    /// Â log π_θ in place of the clipped term with <see cref="LossType.Cispo"/>. All inputs but
+    /// <paramref name="logp"/> are constants (detached).
     /// </summary>
     /// <param name="logp">(N, M) log π_θ of the sampled tokens, differentiable.</param>
     /// <param name="oldLogp">(N, M) log π_θold: the policy that sampled them.</param>
     /// <param name="refLogp">(N, M) log π_ref: the frozen reference.</param>
     /// <param name="advantages">(N) Â_i, one per completion, broadcast over its tokens.</param>
+    /// <param name="clipEpsilon">ε, or ε_low when <paramref name="epsilonHigh"/> is given.</param>
+    /// <param name="epsilonHigh">ε_high (DAPO's clip-higher; CISPO's cap); 0 = the same as ε.</param>
+    /// <param name="mask">(N, M) completion mask, needed for the sequence-level ratio.</param>
     /// <returns>(N, M); the columns after each completion's <c>&lt;eos&gt;</c> are garbage until masked.</returns>
     public static Tensor PerTokenLoss(Tensor logp, Tensor oldLogp, Tensor refLogp, Tensor advantages,
-        double clipEpsilon, double beta)
+        double clipEpsilon, double beta, double epsilonHigh = 0, LossType lossType = LossType.Grpo,
+        ImportanceSamplingLevel level = ImportanceSamplingLevel.Token, KlEstimator klEstimator = KlEstimator.K3,
+        Tensor? mask = null)
     {
         var A = advantages.detach().unsqueeze(1);                                   // (N, 1): Â_i on every token
-        var perToken = ClippedSurrogate(logp - oldLogp.detach(), A, clipEpsilon);   // (N, M): −min(ρÂ, clip(ρ)Â)
-        if (beta != 0) perToken = perToken + beta * K3(logp, refLogp.detach());     // + β · KL estimate
-        return perToken;
+        double high = epsilonHigh > 0 ? epsilonHigh : clipEpsilon;
+        var logRatio = logp - oldLogp.detach();                                     // (N, M): log ρ_{i,t}
+        if (level == ImportanceSamplingLevel.Sequence)
+            logRatio = SequenceLogRatio(logRatio, mask ?? throw new ArgumentNullException(nameof(mask),
+                "PerTokenLoss: the sequence-level ratio needs the completion mask"));    // (N, 1): log s_i
+        var perToken = lossType == LossType.Cispo
+            ? CispoLoss(logp, logRatio, A, high)                                    // (N, M)
+            : ClippedSurrogate(logRatio, A, clipEpsilon, high);                     // (N, M) or (N, 1)
+        if (beta != 0) perToken = perToken + beta * KlTerm(klEstimator, logp, refLogp.detach());   // + β · KL
+        return perToken.expand(logp.shape);                                         // (N, M)
     }
 
     // ─── Three ways to average: --loss-type ────────────────────────────────────────────────────────────
@@ -535,7 +760,7 @@ public static class GroupRelative
         return type switch
         {
             LossType.Grpo => (masked.sum(1) / mask.sum(1).clamp(min: 1)).mean(),    // (N) → scalar
-            LossType.Dapo => masked.sum() / mask.sum().clamp(min: 1),
+            LossType.Dapo or LossType.Cispo => masked.sum() / mask.sum().clamp(min: 1),
             _ => masked.sum() / (perToken.shape[0] * (double)maxCompletionLength),
         };
     }

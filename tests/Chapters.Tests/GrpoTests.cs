@@ -217,6 +217,19 @@ public class GrpoRunTests
     private static (string[] Csv, RunSummary Summary) Run(params string[] argv) => ChapterRun.Run(Grpo.Program.Main, "ch08", argv);
 
     [Fact]
+    public void Dynamic_sampling_fills_the_batch_with_informative_groups_and_counts_what_it_drew()
+    {
+        var r = Run("--seed", "3", "--steps", "2", "--prompts", "8", "--group-size", "4", "--iterations", "1",
+                    "--dynamic-sampling", "--eval-every", "0");
+        long drawn = Convert.ToInt64(r.Summary.Extra["samples_generated"]?.ToString());
+        long extra = Convert.ToInt64(r.Summary.Extra["dynamic_sampling_extra_samples"]?.ToString());
+        Assert.Equal(8L * 4 * 2, drawn - extra);                                          // full batches
+        Assert.True(extra > 0, "the base model answers some groups all alike: more prompts had to be drawn");
+        int zero = Array.IndexOf(r.Csv[0].Split(','), "frac_reward_zero_std");
+        Assert.All(r.Csv.Skip(2), row => Assert.Equal("0", row.Split(',')[zero]));     // no group without signal
+    }
+
+    [Fact]
     public void A_short_seeded_run_matches_its_snapshot_bit_for_bit_with_any_thread_count()
     {
         string[] common = ["--seed", "5", "--steps", "3", "--prompts", "6", "--group-size", "4", "--iterations", "2"];

@@ -145,7 +145,8 @@ internal static class Options
         }).ToList();
     }
 
-    /// <summary>LearningRate → learning-rate, KlCoef → kl-coef, GaeLambda → gae-lambda, Lr2 → lr2.</summary>
+    /// <summary>LearningRate → learning-rate, KlCoef → kl-coef, GaeLambda → gae-lambda, Lr2 → lr2,
+    /// ReinforcePlusPlusBaseline → reinforce++-baseline.</summary>
     internal static string Kebab(string name)
     {
         var sb = new StringBuilder();
@@ -162,7 +163,7 @@ internal static class Options
             }
             else sb.Append(c == '_' ? '-' : c);
         }
-        return sb.ToString();
+        return sb.ToString().Replace("-plus-plus", "++");                 // ReinforcePlusPlus → reinforce++
     }
 
     internal static TArgs Parse<TArgs>(string[] argv, string chapter, string description) where TArgs : LabArgs, new()
@@ -314,10 +315,13 @@ internal static class Options
         }
         if (t.IsEnum)
         {
-            // By name, case-insensitive, with or without dashes: "dr-grpo" and "DrGrpo" both name DrGrpo.
+            // By name, case-insensitive, with or without dashes: "dr-grpo" and "DrGrpo" both name DrGrpo; "PlusPlus"
+            // in a name is spelled "++" ("reinforce++-baseline" names ReinforcePlusPlusBaseline).
             string key = text.Replace("-", "").Replace("_", "");
             foreach (var n in Enum.GetNames(t))
-                if (n.Replace("_", "").Equals(key, StringComparison.OrdinalIgnoreCase)) return Enum.Parse(t, n);
+                if (n.Replace("_", "").Replace("PlusPlus", "++").Equals(key, StringComparison.OrdinalIgnoreCase)
+                    || n.Replace("_", "").Equals(key, StringComparison.OrdinalIgnoreCase))
+                    return Enum.Parse(t, n);
             throw new FormatException();
         }
         throw new InvalidOperationException(
