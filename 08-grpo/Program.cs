@@ -81,7 +81,8 @@
 // A. Ahmadian et al., "Back to basics: revisiting REINFORCE style optimization for learning from human feedback in
 // LLMs", arXiv:2402.14740 (2024) (RLOO). J. Hu, "REINFORCE++", arXiv:2501.03262 (2025). J. Schulman,
 // "Approximating KL divergence" (2020), http://joschu.net/blog/kl-approx.html. Hugging Face TRL, GRPOTrainer
-// (trl/trainer/grpo_trainer.py: scale_rewards, loss_type, the logged metrics' names), https://github.com/huggingface/trl.
+// (trl/trainer/grpo_trainer.py: scale_rewards, loss_type, the logged metrics' names),
+// https://github.com/huggingface/trl.
 using System.Diagnostics;
 using MinRL;
 using TorchSharp;
