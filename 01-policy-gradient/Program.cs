@@ -2,6 +2,7 @@
 //
 //     dotnet run -c Release --project 01-policy-gradient                       # the default run (< 60 s)
 //     dotnet run -c Release --project 01-policy-gradient -- --baseline running-mean   # the same, with a baseline
+//     dotnet run -c Release --project 01-policy-gradient -- --samples-per-prompt 4 --baseline rloo   # RLOO
 //     dotnet run -c Release --project 01-policy-gradient -- --help             # every option
 //
 // ─── The setting (chapters 1–3 share it) ─────────────────────────────────────────────────────────────
@@ -78,10 +79,23 @@
 // learned value V(x) (chapter 2), the mean reward of a group of samples of the same prompt (chapter 8) — is
 // the next step.
 //
+// ─── RLOO: a baseline from the other samples of the same prompt ──────────────────────────────────────
+//
+// That next step needs no new model. Sample k completions of each prompt (--samples-per-prompt k) and give
+// sample i the mean reward of the OTHER k − 1, b_i = (1/(k−1)) Σ_{j≠i} R_j (--baseline rloo; Kool et al.
+// 2019, Ahmadian et al. 2024). The k samples are drawn independently, so b_i — made of samples j ≠ i only —
+// is independent of sample i given the prompt, and the argument above still gives E[b_i ∇ log π(τ_i)] = 0:
+// unbiased, with a b that knows the prompt, since E[b_i] = V(x), the prompt's own expected reward. Derived
+// in full above PolicyGradient.RlooBaseline. At the same --batch-size a step then holds N/k prompts × k
+// completions; the variance measurement adds RLOO's coefficients R_i − b_i beside the others, and, since
+// samples of one prompt are not independent, the variance of the update itself (PolicyGradient.UpdateVariance).
+//
 // ─── The loop (Program.Train), in the order it runs ──────────────────────────────────────────────────
 //
-//   1. rollout     N prompts, one completion each, sampled from π_θ at T = 1; the rule gives each its R_i
-//   2. advantages  A_i = R_i − b, with b from past steps only (b = 0 by default)
+//   1. rollout     N/k prompts, k completions of each (k = --samples-per-prompt, 1 by default), sampled from
+//                  π_θ at T = 1; the rule gives each its R_i
+//   2. advantages  A_i = R_i − b, with b from past steps only (b = 0 by default), or with RLOO's b_i, the mean
+//                  reward of the other k − 1 completions of the same prompt
 //   3. loss        log π_θ(a_t|s_t) of every sampled token, read from the logits one position earlier (the
 //                  gather, derived there), then L = −mean_i A_i · Σ_t mask_t log π_θ(a_t|s_t)
 //   4. update      one AdamW step on ∇L = −ĝ
@@ -95,13 +109,18 @@
 // estimator, against a frozen copy of the base model); the policy's entropy per token; the gradient norm;
 // the mean completion length. Every --eval-every steps: sampled accuracy (T = 1) on the 512 held-out
 // problems, the book's gold metric. Every --variance-every steps: the per-sample gradient variance with
-// b = 0, with the running mean and with b*, their ratio, and b*. Output in runs/01-policy-gradient/seed<seed>/:
-// metrics.csv, curves.svg, summary.json.
+// b = 0, with the running mean and with b*, their ratio, and b*; with k ≥ 2 also RLOO's and its ratio to
+// b = 0, the update's variance N·Var[ĝ] with b = 0, the running mean and RLOO, and, every step, the share of
+// prompts whose k rewards are all equal (RLOO gives them no gradient).
+// Output in runs/01-policy-gradient/seed<seed>/: metrics.csv, curves.svg, summary.json.
 //
 // References: R. J. Williams, "Simple statistical gradient-following algorithms for connectionist
 // reinforcement learning", Machine Learning 8 (1992). R. S. Sutton et al., "Policy gradient methods for
 // reinforcement learning with function approximation", NeurIPS 1999. E. Greensmith, P. Bartlett, J. Baxter,
 // "Variance reduction techniques for gradient estimates in reinforcement learning", JMLR 5 (2004).
+// W. Kool, H. van Hoof, M. Welling, "Buy 4 REINFORCE samples, get a baseline for free!", ICLR workshop 2019.
+// A. Ahmadian et al., "Back to Basics: Revisiting REINFORCE Style Optimization for Learning from Human
+// Feedback in LLMs", ACL 2024.
 // OpenAI Spinning Up, "Intro to Policy Optimization" (https://spinningup.openai.com).
 //
 // Results, experiments and curves: docs/01-policy-gradient.md
@@ -119,6 +138,9 @@ public enum BaselineKind
     None,
     /// <summary>b = a running mean of the rewards of past steps (see <see cref="RunningMean"/>).</summary>
     RunningMean,
+    /// <summary>b_i = the mean reward of the other k − 1 samples of the same prompt (see
+    /// <see cref="PolicyGradient.RlooBaseline"/>).</summary>
+    Rloo,
 }
 
 /// <summary>The chapter's hyper-parameters: one command-line option each (<c>--batch-size 64</c>).</summary>
@@ -127,8 +149,13 @@ public sealed record Args : LabArgs
     [Help("policy-gradient steps (chosen so that the default run fits in 60 s on 2 cores)", Min = 1)]
     public override int Steps { get; init; } = 500;
 
-    [Help("completions sampled per step, one per prompt (the book's PyTorch prototype: 128)", Min = 2)]
+    [Help("completions sampled per step, --samples-per-prompt of each prompt (the book's PyTorch prototype: 128)",
+        Min = 2)]
     public int BatchSize { get; init; } = 128;
+
+    [Help("completions k sampled per prompt, so a step draws --batch-size / k prompts (Kool et al. 2019: "
+        + "k samples give each one a baseline for free)", Min = 1)]
+    public int SamplesPerPrompt { get; init; } = 1;
 
     [Help("AdamW learning rate (the book's PyTorch prototype: 3e-4)", Min = 0)]
     public double LearningRate { get; init; } = 3e-4;
@@ -137,7 +164,8 @@ public sealed record Args : LabArgs
         Min = 0)]
     public double WeightDecay { get; init; } = 0.0;
 
-    [Help("the baseline b subtracted from the reward: none, or a running mean of past rewards (Williams 1992)")]
+    [Help("the baseline b subtracted from the reward: none, a running mean of past rewards (Williams 1992), or rloo, "
+        + "the mean reward of the prompt's other k − 1 samples (Ahmadian et al. 2024)")]
     public BaselineKind Baseline { get; init; } = BaselineKind.None;
 
     [Help("decay β of the running-mean baseline, b ← βb + (1 − β)·mean reward (0.9 ≈ the last 10 steps: "
@@ -155,8 +183,8 @@ public sealed record Args : LabArgs
         Min = 0)]
     public int EvalEvery { get; init; } = 50;
 
-    [Help("measure the gradient's variance with b = 0, with the running mean and with b* every this many steps "
-        + "(0 = never)", Min = 0)]
+    [Help("measure the gradient's variance with b = 0, the running mean, b* and (k ≥ 2) RLOO every this many steps "
+        + "(0 = never; Greensmith et al. 2004)", Min = 0)]
     public int VarianceEvery { get; init; } = 50;
 
     [Help("per-sample gradients in each variance measurement: the batch's first ones, at most --batch-size", Min = 2)]
@@ -172,7 +200,9 @@ public static class Program
     /// repeated.</summary>
     public static int Train(Args args)
     {
+        CheckOptions(args);
         int steps = args.StepsOr(quickSteps: 60);
+        int k = args.SamplesPerPrompt;                                // completions of each prompt
         int varianceSamples = Math.Min(args.VarianceSamples, args.BatchSize);
 
         // ─── the policy, its frozen reference, the task ──────────────────────────────────────────────
@@ -190,10 +220,16 @@ public static class Program
         var baseline = new RunningMean(args.BaselineDecay);
         const int P = ArithmeticTask.PromptLength, M = ArithmeticTask.MaxCompletionLength;
 
-        using var log = new MetricsLog(Path.Combine(args.Out, "metrics.csv"),
+        string[] columns =
+        [
             "reward", "accuracy", "well_formed", "running_mean", "loss", "kl", "entropy", "grad_norm", "length",
             "eval_accuracy", "grad_var_none", "grad_var_baseline", "grad_var_ratio", "baseline_optimal",
-            "grad_var_optimal");
+            "grad_var_optimal",
+        ];
+        if (k >= 2)
+            columns = [.. columns, "frac_reward_zero_std", "grad_var_rloo", "grad_var_rloo_ratio",
+                       "grad_var_update_none", "grad_var_update_baseline", "grad_var_update_rloo"];
+        using var log = new MetricsLog(Path.Combine(args.Out, "metrics.csv"), columns);
         // Every held-out evaluation samples with the book's fixed seed: base and trained policy face the same
         // random numbers, so their difference is not sampling noise.
         var baseEval = BaseModel.Evaluate(policy, task.Eval, temperature: 1,
@@ -210,17 +246,22 @@ public static class Program
             for (int step = 1; step <= steps; step++)
             {
                 using var scope = NewDisposeScope();   // TorchSharp: this step's tensors are freed at its end
-                // ─── 1. rollout: N prompts, one completion each, sampled from π_θ at T = 1 ───────────
-                var problems = ArithmeticTask.Sample(task.Train, args.BatchSize, problemStream);
+                // ─── 1. rollout: N/k prompts, k completions of each, sampled from π_θ at T = 1 ───────
+                // Each prompt k times in a row, [a, a, …, b, b, …]: rows g·k … g·k + k − 1 share a prompt. With
+                // k = 1 this draws the same prompts from the same stream as one prompt per completion.
+                var problems = ArithmeticTask.Sample(task.Train, args.BatchSize / k, problemStream)
+                    .SelectMany(p => Enumerable.Repeat(p, k)).ToArray();
                 var rollout = Rollouts.Generate(policy, ArithmeticTask.EncodePrompts(problems), M);
                 var sequences = rollout.Sequences;                            // (N, P + M): prompt, then completion
                 var mask = rollout.CompletionMask;                            // (N, M): 1 through the first <eos>
                 var rewards = ArithmeticTask.Rewards(problems, rollout.Completions, args.FormatBonus); // (N): R_i
 
-                // ─── 2. advantages: R_i − b, with b from past steps only ─────────────────────────────
+                // ─── 2. advantages: R_i − b, with b from past steps only, or RLOO's R_i − b_i ─────────
                 double b = baseline.Value;                                    // 0 before the first step
-                var advantages = PolicyGradient.Advantages(rewards,
-                    args.Baseline == BaselineKind.RunningMean ? b : 0.0);     // (N)
+                var advantages = args.Baseline == BaselineKind.Rloo
+                    ? PolicyGradient.Advantages(rewards, PolicyGradient.RlooBaseline(rewards, k))   // (N)
+                    : PolicyGradient.Advantages(rewards,
+                        args.Baseline == BaselineKind.RunningMean ? b : 0.0);  // (N)
 
                 // ─── 3. loss: −mean_i (R_i − b) log π_θ(τ_i) ─────────────────────────────────────────
                 // First log π_θ(a_t|s_t) of every sampled token, from one forward pass over whole sequences.
@@ -249,13 +290,15 @@ public static class Program
                 // (measurement only) the gradient's variance with and without b, on these same samples,
                 // at the parameters that drew them: the per-sample scores s_i of the first n samples, then
                 // tr Cov[g] with g_i = c_i s_i for c_i = R_i, R_i − b and R_i − b* (GradientVariance,
-                // OptimalBaseline). It draws no random numbers and changes no weights or gradients, so
-                // turning it on or off leaves the run bit-identical.
+                // OptimalBaseline), and with k ≥ 2 also c_i = R_i − b_i, RLOO's, whatever --baseline says. It
+                // draws no random numbers and changes no weights or gradients, so turning it on or off leaves
+                // the run bit-identical.
                 var variance = new List<(string, double)>();
                 if (args.VarianceEvery > 0 && (step == 1 || step % args.VarianceEvery == 0))
                 {
                     var rows = Enumerable.Range(0, varianceSamples).ToArray();  // prompts are i.i.d.: the first
-                                                                                // n are a random subset
+                                                                                // n are a random subset (whole
+                                                                                // groups of k when k divides n)
                     var scores = PolicyGradient.PerSampleScores(policy, rollout, rows);  // (n, D): ∇ log π(τ_i)
                     var r = rewards.narrow(0, 0, varianceSamples).to_type(float64);     // (n)
                     double bStar = PolicyGradient.OptimalBaseline(scores, r);
@@ -265,6 +308,26 @@ public static class Program
                     variance = [("grad_var_none", varNone), ("grad_var_baseline", varBase),
                                 ("grad_var_ratio", varBase / varNone),
                                 ("baseline_optimal", bStar), ("grad_var_optimal", varOpt)];
+                    if (k >= 2)
+                    {
+                        // b_i from the whole group, also when the first n rows end inside one.
+                        var all = rewards.to_type(float64);                                         // (N)
+                        var rloo = (all - PolicyGradient.RlooBaseline(all, k)).narrow(0, 0, varianceSamples);
+                        double varRloo = PolicyGradient.GradientVariance(scores, rloo);  // coefficients R_i − b_i
+                        variance.AddRange([("grad_var_rloo", varRloo), ("grad_var_rloo_ratio", varRloo / varNone)]);
+                        // N · Var[ĝ], samples of one prompt counted together, on the whole groups among the n.
+                        int whole = varianceSamples / k * k;
+                        if (whole >= 2 * k)
+                        {
+                            var s = scores.narrow(0, 0, whole);
+                            variance.AddRange([
+                                ("grad_var_update_none", PolicyGradient.UpdateVariance(s, r.narrow(0, 0, whole), k)),
+                                ("grad_var_update_baseline",
+                                    PolicyGradient.UpdateVariance(s, (r - b).narrow(0, 0, whole), k)),
+                                ("grad_var_update_rloo", PolicyGradient.UpdateVariance(s, rloo.narrow(0, 0, whole), k)),
+                            ]);
+                        }
+                    }
                 }
 
                 // ─── 4. update: one AdamW step on ∇L = −ĝ ────────────────────────────────────────────
@@ -296,6 +359,14 @@ public static class Program
                     ("running_mean", b), ("loss", loss.item<float>()), ("kl", kl), ("entropy", entropy),
                     ("grad_norm", gradNorm), ("length", length),
                 };
+                if (k >= 2)                                                   // prompts whose k rewards are equal:
+                {                                                             // R_i − b_i = 0 for each of them
+                    var all = rewards.to_type(float64).cpu().data<double>().ToArray();                // (N)
+                    int groups = all.Length / k, equal = 0;
+                    for (int g = 0; g < groups; g++)
+                        if (all.AsSpan(g * k, k).IndexOfAnyExcept(all[g * k]) < 0) equal++;          // all k alike
+                    metrics.Add(("frac_reward_zero_std", (double)equal / groups));
+                }
                 if (step == steps || args.EvalEvery > 0 && step % args.EvalEvery == 0)
                 {
                     // The gold metric, on the same random numbers as the base model's (the last one is the
@@ -317,7 +388,7 @@ public static class Program
         double finalKl = Kl.HeldOut(policy, reference, task.Eval, new Generator(BaseModel.EvalSeed));
 
         var plot = new SvgPlot($"01-policy-gradient — REINFORCE, baseline {BaselineName(args.Baseline)}, " +
-                               $"seed {args.Seed}") { Smoothing = 0.9 };
+                               (k >= 2 ? $"k = {k}, " : "") + $"seed {args.Seed}") { Smoothing = 0.9 };
         // Dense per-step metrics are drawn smoothed; the sparse ones (every k steps) as dots, unsmoothed.
         plot.Add("held-out accuracy (T = 1)", log.Dots("eval_accuracy")).HLine(baseEval.Accuracy, "base");
         plot.Add("reward (batch) and baselines", log.Series("reward"),
@@ -325,14 +396,30 @@ public static class Program
         plot.Add("KL to base (nats / completion)", log.Series("kl"));
         plot.Add("entropy (nats / token)", log.Series("entropy"));
         plot.Add("gradient norm", log.Series("grad_norm"));
-        plot.Add("gradient variance ÷ variance at b = 0", log.Dots("grad_var_ratio", "running mean b"),
-            log.Dots("grad_var_optimal", "b*", divideBy: "grad_var_none")).HLine(1, "b = 0");
+        Series[] varianceRatios =
+        [
+            log.Dots("grad_var_ratio", "running mean b"), log.Dots("grad_var_optimal", "b*", divideBy: "grad_var_none"),
+            .. k >= 2
+                ? [log.Dots("grad_var_rloo_ratio", "RLOO b_i"),
+                   log.Dots("grad_var_update_rloo", "RLOO b_i, N·Var[ĝ]", divideBy: "grad_var_update_none")]
+                : Array.Empty<Series>(),
+        ];
+        plot.Add("gradient variance ÷ variance at b = 0", varianceRatios).HLine(1, "b = 0");
         plot.Write(Path.Combine(args.Out, "curves.svg"));
 
         var (ratios, at) = (log.Column("grad_var_ratio"), log.Column("step"));
         var varRatios = Enumerable.Range(0, ratios.Length)
             .Where(i => at[i] > 1 && double.IsFinite(ratios[i]))      // at step 1, b = 0: ratio 1
             .Select(i => ratios[i]).Order().ToArray();
+        double Median(IEnumerable<double> xs)
+        {
+            var sorted = xs.Where(double.IsFinite).Order().ToArray();
+            return sorted.Length > 0 ? sorted[sorted.Length / 2] : double.NaN;
+        }
+        double[] Ratio(string a, string over) => k >= 2
+            ? log.Column(a).Zip(log.Column(over), (x, y) => x / y).ToArray()
+            : [];
+        var later = at.Select(step => step > 1).ToArray();            // at step 1 the running mean is 0
         Lab.Finish(new RunSummary
         {
             Metric = "held-out accuracy (sampled, T = 1)",
@@ -349,6 +436,11 @@ public static class Program
                 ["train_s"] = trainSeconds,
                 ["ms_per_step"] = 1000 * trainSeconds / steps,
                 ["grad_var_ratio_median"] = varRatios.Length > 0 ? varRatios[varRatios.Length / 2] : double.NaN,
+                ["samples_per_prompt"] = k,
+                ["grad_var_rloo_ratio_median"] = Median(Ratio("grad_var_rloo", "grad_var_none")),
+                ["grad_var_update_ratio_median"] =
+                    Median(Ratio("grad_var_update_baseline", "grad_var_update_none").Where((_, i) => later[i])),
+                ["grad_var_update_rloo_ratio_median"] = Median(Ratio("grad_var_update_rloo", "grad_var_update_none")),
                 ["models_held"] = 2,                                    // the policy, and the frozen base for the KL
                 ["trainable_params"] = policy.NumParameters(),
                 ["samples_generated"] = (long)steps * args.BatchSize,   // completions sampled for training
@@ -357,8 +449,29 @@ public static class Program
         return 0;
     }
 
-    /// <summary>The option's spelling on the command line: "none" or "running-mean".</summary>
-    private static string BaselineName(BaselineKind b) => b == BaselineKind.None ? "none" : "running-mean";
+    /// <summary>The option's spelling on the command line: "none", "running-mean" or "rloo".</summary>
+    private static string BaselineName(BaselineKind b) => b switch
+    {
+        BaselineKind.None => "none",
+        BaselineKind.RunningMean => "running-mean",
+        _ => "rloo",
+    };
+
+    /// <summary>The checks no single option can make, as usage errors (exit code 2), before anything
+    /// loads.</summary>
+    public static void CheckOptions(Args args)
+    {
+        int k = args.SamplesPerPrompt;
+        if (args.Baseline == BaselineKind.Rloo && k < 2)
+            throw new LabUsageException(
+                $"--baseline rloo needs --samples-per-prompt 2 or more, got {k}: each sample's baseline is the mean " +
+                "reward of the OTHER samples of its prompt; e.g. --samples-per-prompt 4 --baseline rloo");
+        if (args.BatchSize % k != 0)
+            throw new LabUsageException(
+                $"--batch-size {args.BatchSize} is not a multiple of --samples-per-prompt {k}: a step draws " +
+                $"--batch-size / k prompts and samples k completions of each; e.g. --batch-size " +
+                $"{Math.Max(k, args.BatchSize / k * k)}");
+    }
 }
 
 /// <summary>The algorithm's pure functions, pinned by tests/Chapters.Tests/ReinforceTests.cs.</summary>
@@ -375,6 +488,57 @@ public static class PolicyGradient
     /// "advantage" of a whole completion is its reward relative to the baseline (b = 0 for plain REINFORCE).
     /// </summary>
     public static Tensor Advantages(Tensor rewards, double baseline) => rewards - baseline;
+
+    /// <summary>A_i = R_i − b_i with one baseline per sample, (N) and (N) → (N): for RLOO's
+    /// <see cref="RlooBaseline"/>.</summary>
+    public static Tensor Advantages(Tensor rewards, Tensor baselines) => rewards - baselines;
+
+    // ─── RLOO: the leave-one-out baseline ────────────────────────────────────────────────────────────
+    //
+    // The best baseline knows the prompt: b(x) = V(x) = E_{τ∼π_θ(·|x)}[R(x, τ)] takes away the part of R that
+    // only says how easy x is. No constant can, and a learned V (chapter 2) is a second model. Instead, sample
+    // k completions τ_1 … τ_k of the same x, independently, and estimate V(x) for sample i from the others:
+    //
+    //     b_i = (1/(k−1)) Σ_{j≠i} R_j,        A_i = R_i − b_i.
+    //
+    // Unbiased. b_i is a function of τ_j, j ≠ i, only; given x these are independent of τ_i, so the
+    // expectation of the product splits, and the file header's argument (E[∇ log π(τ)] = 0) finishes it:
+    //
+    //     E[b_i ∇ log π(τ_i) | x] = E[b_i | x] · E[∇ log π(τ_i) | x] = V(x) · 0 = 0,
+    //
+    // hence E[(R_i − b_i) ∇ log π(τ_i)] = E[R_i ∇ log π(τ_i)] = ∇J, for every k ≥ 2 (k = 1 leaves nothing
+    // to average: --baseline rloo requires k ≥ 2). The plain group mean R̄ = (1/k) Σ_j R_j would include
+    // R_i itself, and the same computation gives (1 − 1/k) ∇J: the right direction, shrunk (chapter 8).
+    // The two are one rescaling apart,
+    //
+    //     R_i − b_i = R_i − (k R̄ − R_i)/(k − 1) = (k/(k−1)) (R_i − R̄),
+    //
+    // so a group whose k rewards are all equal — every answer right, or every one wrong — gives A_i = 0 to
+    // all of its samples: it says nothing about which completion was better, and it moves nothing.
+    //
+    // What it costs. E[b_i | x] = V(x), but b_i is an estimate: its own noise, Var(R | x)/(k − 1), adds to
+    // the variance of R_i − b_i, so a small k buys a noisy baseline. And at the same number of samples per
+    // step the batch holds k times fewer distinct prompts. Kool et al. (2019) named it: "Buy 4 REINFORCE
+    // samples, get a baseline for free!"; Ahmadian et al. (2024) use it as RLOO for RLHF; TRL's RLOOTrainer
+    // writes it, on rewards laid out as (k, N/k), as baseline = (r.sum(0) − r) / (k − 1), which is the code
+    // below with the groups along dimension 1 instead.
+
+    /// <summary>
+    /// RLOO's leave-one-out baselines b_i = (1/(k−1)) Σ_{j≠i} R_j, the mean reward of the other k − 1 samples
+    /// of the same prompt (derived above). (N) rewards grouped as (N/k, k) — rows g·k … g·k + k − 1 share a
+    /// prompt — → (N) baselines, in the rewards' dtype.
+    /// </summary>
+    public static Tensor RlooBaseline(Tensor rewards, int k)
+    {
+        if (k < 2)
+            throw new ArgumentOutOfRangeException(nameof(k), k, "RlooBaseline: leave-one-out needs k ≥ 2 samples");
+        if (rewards.dim() != 1 || rewards.shape[0] % k != 0)
+            throw new ArgumentException($"RlooBaseline: rewards must have shape (N) with N a multiple of k = {k}, " +
+                                        $"got [{string.Join(", ", rewards.shape)}]");
+        var grouped = rewards.view(-1, k);                                     // (N/k, k): one prompt per row
+        var others = grouped.sum([1], keepdim: true) - grouped;               // (N/k, k): Σ_{j≠i} R_j
+        return (others / (k - 1)).reshape(-1);                                 // (N): b_i
+    }
 
     /// <summary>
     /// The REINFORCE surrogate loss L(θ) = −(1/N) Σ_i A_i · log π_θ(τ_i), whose gradient is minus the
@@ -428,7 +592,8 @@ public static class PolicyGradient
     ///     tr Cov[g] ≈ (1 / (n − 1)) Σ_i ‖g_i − ḡ‖²,   ḡ = (1/n) Σ_i g_i,
     ///
     /// the unbiased sample variance of each coordinate, added up. The update averages N such g_i, so its own
-    /// variance is this divided by N. Computed on the same samples for each choice of c, the numbers differ
+    /// variance is this divided by N — when they are independent, one per prompt (k ≥ 2: see
+    /// <see cref="UpdateVariance"/>). Computed on the same samples for each choice of c, the numbers differ
     /// only by the baseline — which is what the ratio logged by the program isolates.
     /// </summary>
     /// <remarks>Computed without forming the n × D matrix of the g_i: Σ_i ‖g_i − ḡ‖² = Σ_i ‖g_i‖² − n‖ḡ‖²
@@ -470,6 +635,42 @@ public static class PolicyGradient
         return (rewards.to_type(scores.dtype) * squaredNorms).sum().ToDouble() / squaredNorms.sum().ToDouble();
     }
 
+    // ─── The variance of the update when samples share a prompt ──────────────────────────────────────
+    //
+    // GradientVariance treats the g_i as independent, and the update ĝ = (1/N) Σ_i g_i then has variance
+    // tr Cov[g] / N. With k completions of each prompt they are not: samples of one prompt share its
+    // difficulty and often its very completion (a confident model answers 47+9= the same way four times), and
+    // under RLOO each A_i is made of the others' rewards. The groups are still independent of each other, so
+    // take the group as the unit: G_g = (1/k) Σ_{i∈g} g_i, ĝ = (k/N) Σ_g G_g, and
+    //
+    //     N · Var[ĝ] = k · tr Cov[G],
+    //
+    // estimated by the sample variance of the G_g (N/k of them, ÷ (N/k − 1)) times k. For k = 1 it is
+    // GradientVariance exactly; for k ≥ 2 it adds the covariances between samples of the same prompt, which
+    // the per-sample number leaves out — the number to compare across baselines and values of k at the same
+    // samples per step.
+
+    /// <summary>
+    /// N · Var[ĝ] for a batch of groups of k samples of the same prompt: k times the summed sample variance of
+    /// the group means G_g = (1/k) Σ_{i∈g} c_i s_i (derived above). Rows g·k … g·k + k − 1 form group g.
+    /// </summary>
+    /// <param name="scores">(n, D) per-sample score vectors, n a multiple of k with n/k ≥ 2 groups.</param>
+    /// <param name="coefficients">(n) the c_i.</param>
+    /// <param name="k">samples per prompt.</param>
+    public static double UpdateVariance(Tensor scores, Tensor coefficients, int k)
+    {
+        long n = scores.shape[0];
+        if (k < 1 || n % k != 0 || n / k < 2)
+            throw new ArgumentException($"UpdateVariance: need at least 2 whole groups of k = {k}, got {n} samples");
+        long groups = n / k;
+        var c = coefficients.to_type(scores.dtype);                                        // (n)
+        var member = new double[groups * n];                                               // (n/k, n): 1/k if i ∈ g
+        for (long i = 0; i < n; i++) member[i / k * n + i] = 1.0 / k;
+        var average = tensor(member, [groups, n]).to_type(scores.dtype).to(scores.device);
+        var means = (average * c.unsqueeze(0)).matmul(scores);                             // (n/k, D): G_g
+        var spread = means.pow(2).sum() - means.sum([0]).pow(2).sum() / groups;          // Σ_g ‖G_g − Ḡ‖²
+        return k * spread.ToDouble() / (groups - 1);
+    }
 }
 
 /// <summary>

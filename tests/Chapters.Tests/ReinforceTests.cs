@@ -127,6 +127,140 @@ public class ReinforceTests
     }
 
     [Fact]
+    public void Rloo_baselines_and_loss_gradient_match_TRLs_formula_in_PyTorch()
+    {
+        // The hand-made batch of tests/reference/rloo_known_values.py: 3 prompts × k = 3 completions, prompt-major;
+        // the third prompt's rewards are all equal.
+        const int k = 3, n = 9, m = 2;
+        var rewards = tensor(new[] { 1.0, 0.0, 1.0, 0.1, 0.0, 1.1, 1.0, 1.0, 1.0 }, [n]);
+        var baselines = PolicyGradient.RlooBaseline(rewards, k);
+        // Expected values: PyTorch 1.13, float64, TRL's baseline = (r.sum(0) − r) / (k − 1) on the (k, prompts)
+        // layout (rloo_known_values.py).
+        Assert.Equal([0.5, 1.0, 0.5, 0.55, 0.6000000000000001, 0.050000000000000044, 1.0, 1.0, 1.0],
+            baselines.data<double>().ToArray(), new Tolerance(1e-15));
+        var advantages = PolicyGradient.Advantages(rewards, baselines);
+        Assert.Equal([0.5, -1.0, 0.5, -0.45000000000000007, -0.6000000000000001, 1.05, 0.0, 0.0, 0.0],
+            advantages.data<double>().ToArray(), new Tolerance(1e-15));
+        // R_i − b_i = (k/(k−1)) (R_i − R̄): the group-centred reward, rescaled; an all-equal group gets exactly 0.
+        var grouped = rewards.view(-1, k);
+        var centred = ((grouped - grouped.mean([1], keepdim: true)) * (k / (k - 1.0))).reshape(-1);
+        Assert.Equal(centred.data<double>().ToArray(), advantages.data<double>().ToArray(), new Tolerance(1e-15));
+        Assert.All(advantages.narrow(0, 6, 3).data<double>().ToArray(), a => Assert.Equal(0.0, a));
+
+        // The REINFORCE loss on token log-probs from a formula, rows 1, 4 and 8 ending after their first token.
+        var x = new double[n * m];
+        for (int i = 0; i < n; i++)
+            for (int t = 0; t < m; t++) x[i * m + t] = -0.3 - 0.1 * i - 0.7 * t;
+        var tokenLogp = tensor(x, [n, m], requires_grad: true);
+        var maskValues = Enumerable.Repeat(1.0, n * m).ToArray();
+        foreach (int i in new[] { 1, 4, 8 }) maskValues[i * m + 1] = 0;
+        var loss = PolicyGradient.Loss(tokenLogp, tensor(maskValues, [n, m]), advantages);
+        Assert.Equal(0.2488888888888889, loss.item<double>(), 1e-15);
+        loss.backward();
+        double[] expected =
+        [
+            -0.05555555555555555, -0.05555555555555555, 0.1111111111111111, 0.0, -0.05555555555555555,
+            -0.05555555555555555, 0.05, 0.05, 0.06666666666666668, 0.0, -0.11666666666666667, -0.11666666666666667,
+            0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+        ];
+        Assert.Equal(expected, tokenLogp.grad!.data<double>().ToArray(), new Tolerance(1e-15));
+    }
+
+    [Fact]
+    public void Update_variance_counts_samples_of_one_prompt_together_and_matches_PyTorch()
+    {
+        var scores = tensor(new[] { 1.0, -2.0, 0.5, 0.0, 3.0, -1.0, 2.0, 1.0, 1.0, -1.0, 0.5, 2.0, 0.5, 0.5, -1.5, 1.5, -1.0, 0.0 },
+                            [6, 3]);
+        var r = tensor(new[] { 1.0, 0.0, 1.0, 0.0, 0.0, 1.0 }, [6]);
+        // With k = 1 it is the per-sample variance.
+        Assert.Equal(PolicyGradient.GradientVariance(scores, r), PolicyGradient.UpdateVariance(scores, r, 1), 1e-13);
+        Assert.Equal(PolicyGradient.GradientVariance(scores, r - 0.5), PolicyGradient.UpdateVariance(scores, r - 0.5, 1), 1e-13);
+        // PyTorch 1.13: k · ((c·s) grouped by k, mean over the group).var(0, unbiased=True).sum() (rloo_known_values.py).
+        Assert.Equal(2.0166666666666666, PolicyGradient.UpdateVariance(scores, r, 1), 1e-13);
+        Assert.Equal(1.0833333333333335, PolicyGradient.UpdateVariance(scores, r - 0.5, 1), 1e-13);
+        Assert.Equal(1.4166666666666667, PolicyGradient.UpdateVariance(scores, r, 2), 1e-13);
+        Assert.Equal(1.3958333333333335, PolicyGradient.UpdateVariance(scores, r - 0.5, 2), 1e-13);
+        Assert.Equal(5.583333333333334, PolicyGradient.UpdateVariance(scores, r - PolicyGradient.RlooBaseline(r, 2), 2), 1e-13);
+        Assert.Equal(0.75, PolicyGradient.UpdateVariance(scores, r, 3), 1e-13);
+        Assert.Equal(0.5833333333333334, PolicyGradient.UpdateVariance(scores, r - 0.5, 3), 1e-13);
+        Assert.Equal(1.3437500000000002, PolicyGradient.UpdateVariance(scores, r - PolicyGradient.RlooBaseline(r, 3), 3), 1e-13);
+        // Two whole groups are the least it needs.
+        Assert.Throws<ArgumentException>(() => PolicyGradient.UpdateVariance(scores, r, 4));
+        Assert.Throws<ArgumentException>(() => PolicyGradient.UpdateVariance(scores, r, 6));
+    }
+
+    [Fact]
+    public void Rloo_needs_two_samples_per_prompt_and_whole_groups()
+    {
+        var rewards = tensor(new[] { 1.0, 0.0, 1.0, 0.0, 1.0, 1.0 }, [6]);
+        Assert.Throws<ArgumentOutOfRangeException>(() => PolicyGradient.RlooBaseline(rewards, 1));
+        Assert.Throws<ArgumentException>(() => PolicyGradient.RlooBaseline(rewards, 4));        // 6 is not 4·g
+        Assert.Equal([0.0, 1.0, 0.0, 1.0, 1.0, 1.0], PolicyGradient.RlooBaseline(rewards, 2).data<double>().ToArray());
+    }
+
+    [Fact]
+    public void Baseline_rloo_with_one_sample_per_prompt_is_a_clear_usage_error()
+    {
+        var e = Assert.Throws<LabUsageException>(() => Reinforce.Program.CheckOptions(new Args { Baseline = BaselineKind.Rloo }));
+        Assert.Contains("--baseline rloo needs --samples-per-prompt 2 or more, got 1", e.Message);
+        Assert.False(e.IsHelp);
+        var ragged = Assert.Throws<LabUsageException>(() => Reinforce.Program.CheckOptions(new Args { BatchSize = 30, SamplesPerPrompt = 4 }));
+        Assert.Contains("--batch-size 30 is not a multiple of --samples-per-prompt 4", ragged.Message);
+        Reinforce.Program.CheckOptions(new Args { BatchSize = 32, SamplesPerPrompt = 4, Baseline = BaselineKind.Rloo });
+        Reinforce.Program.CheckOptions(new Args());                                               // the defaults pass
+    }
+
+    /// <summary>
+    /// RLOO is unbiased, checked exactly: on the two-token policy above, the expectation of the estimator
+    /// (1/k) Σ_i (R_i − b_i) ∇log π(τ_i) over every group of k independent completions — 9^k groups, each weighted
+    /// by its probability Π_i π(τ_i) — equals the true gradient. The plain group mean, which includes R_i, gives
+    /// (1 − 1/k) times it.
+    /// </summary>
+    [Theory]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void The_expected_rloo_estimator_is_the_true_gradient_and_the_group_mean_shrinks_it(int k)
+    {
+        const int K = 3, C = K * K;                                                                              // 9 completions
+        var theta0 = tensor(new[] { 0.2, -0.7, 1.1 }, [K], requires_grad: true);
+        var theta1 = tensor(new[] { 0.5, 0.1, -0.4, -1.2, 0.8, 0.3, 0.0, 0.9, -0.6 }, [K, K], requires_grad: true);
+        var reward = tensor(new double[] { 1, 0, 0, 0, 1, 0.5, 0, 0.25, 1 }, [C]);
+        var first = tensor(Enumerable.Range(0, C).Select(c => (long)(c / K)).ToArray(), [C]);
+        var second = tensor(Enumerable.Range(0, C).Select(c => (long)(c % K)).ToArray(), [C]);
+        Tensor TokenLogp() => stack([theta0.log_softmax(0).gather(0, first),
+            theta1.log_softmax(1).index_select(0, first).gather(1, second.unsqueeze(1)).squeeze(1)], 1);       // (9, 2)
+        Tensor[] Params() => [theta0, theta1];
+
+        var pi = TokenLogp().sum(1).exp();                                                                       // (9): π(τ)
+        var trueGrad = autograd.grad([(pi * reward).sum()], Params()).SelectMany(g => g.data<double>().ToArray()).ToArray();
+        Assert.True(trueGrad.Max(Math.Abs) > 0.05);
+
+        // Every group of k completions, group-major: group g holds completions (g mod 9, g/9 mod 9, …).
+        int groups = (int)Math.Pow(C, k);
+        var members = new long[groups * k];
+        for (int g = 0; g < groups; g++)
+            for (int i = 0, rest = g; i < k; i++, rest /= C) members[g * k + i] = rest % C;
+        var idx = tensor(members, [groups * k]);
+        var r = reward.index_select(0, idx);                                                                     // (G·k)
+        var groupProb = TokenLogp().sum(1).detach().index_select(0, idx).view(-1, k).sum([1]).exp();             // (G): Π_i π(τ_i)
+        // Loss averages over G·k rows; weighting row i of group g by G·P(g) makes it Σ_g P(g) (1/k) Σ_i.
+        var weight = (groupProb * groups).unsqueeze(1).expand(-1, k).reshape(-1);                                // (G·k)
+
+        double[] Expected(Tensor advantages)
+        {
+            var tokenLogp = TokenLogp().index_select(0, idx);                                                   // (G·k, 2)
+            var loss = PolicyGradient.Loss(tokenLogp, ones(groups * k, 2, float64), weight * advantages);
+            return autograd.grad([loss], Params()).SelectMany(g => g.data<double>().ToArray()).Select(x => -x).ToArray();
+        }
+
+        var rloo = Expected(PolicyGradient.Advantages(r, PolicyGradient.RlooBaseline(r, k)));
+        Assert.Equal(trueGrad, rloo, new Tolerance(1e-14));
+        var grouped = r.view(-1, k);
+        var groupMean = Expected((grouped - grouped.mean([1], keepdim: true)).reshape(-1));
+        Assert.Equal(trueGrad.Select(x => (1 - 1.0 / k) * x).ToArray(), groupMean, new Tolerance(1e-14));
+    }
+
+    [Fact]
     public void Sequence_kl_is_k3_summed_over_real_tokens_and_matches_PyTorch()
     {
         var tokenLogp = TokenLogProbs(Logits((i, t, v) => 2.0 * Math.Sin(1 + 7 * i + 3 * t + v), requiresGrad: false));
@@ -227,6 +361,43 @@ public class ReinforceRunTests
             foreach (int k in training) Assert.Equal(a[k], b[Array.IndexOf(quietHeader, header[k])]);
         }
         Assert.Equal(one.Summary.Final, quiet.Summary.Final);
+    }
+
+    [Fact]
+    public void A_short_rloo_run_logs_the_leave_one_out_variance_beside_the_others()
+    {
+        var (csv, summary) = Run("--seed", "3", "--steps", "2", "--batch-size", "16", "--samples-per-prompt", "4",
+                                 "--baseline", "rloo", "--eval-every", "0", "--variance-every", "1", "--variance-samples", "8");
+        var header = csv[0].Split(',');
+        foreach (var name in new[] { "grad_var_none", "grad_var_baseline", "grad_var_rloo", "grad_var_rloo_ratio", "frac_reward_zero_std",
+                                     "grad_var_update_none", "grad_var_update_baseline", "grad_var_update_rloo" })
+            Assert.Contains(name, header);
+        foreach (var row in csv.Skip(1).Select(l => l.Split(',')).Where(c => c[0] != "0"))
+        {
+            double none = double.Parse(row[Array.IndexOf(header, "grad_var_none")], System.Globalization.CultureInfo.InvariantCulture);
+            double rloo = double.Parse(row[Array.IndexOf(header, "grad_var_rloo")], System.Globalization.CultureInfo.InvariantCulture);
+            double ratio = double.Parse(row[Array.IndexOf(header, "grad_var_rloo_ratio")], System.Globalization.CultureInfo.InvariantCulture);
+            double equal = double.Parse(row[Array.IndexOf(header, "frac_reward_zero_std")], System.Globalization.CultureInfo.InvariantCulture);
+            double update = double.Parse(row[Array.IndexOf(header, "grad_var_update_rloo")], System.Globalization.CultureInfo.InvariantCulture);
+            Assert.True(none > 0 && rloo >= 0 && update >= 0, $"variances {none}, {rloo}, {update}");
+            Assert.Equal(rloo / none, ratio, 1e-6 * Math.Max(1, ratio));
+            Assert.InRange(equal, 0, 1);
+        }
+        Assert.Equal("rloo", summary.Extra["baseline"]);
+        Assert.Equal(4.0, summary.Extra["samples_per_prompt"]);
+    }
+
+    [Fact]
+    public void Rloo_with_one_sample_per_prompt_stops_with_exit_code_2()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "minrl-ch01-rloo-" + Guid.NewGuid().ToString("N"));
+        int threads = get_num_threads();
+        try { Assert.Equal(2, Reinforce.Program.Main(["--baseline", "rloo", "--out", dir])); }
+        finally
+        {
+            set_num_threads(threads);
+            if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+        }
     }
 
     [Fact]
