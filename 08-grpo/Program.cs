@@ -68,7 +68,9 @@
 // stay per group in every mode, because a group with equal rewards has Â = 0 whatever the divisor.
 //
 // Key findings: the default run lifts the held-out sampled accuracy from 0.22 to 0.65–0.72 (seeds 1–3); every
-// --scale-rewards and --loss-type variant learns; about a third of the groups have all-equal rewards (Â ≡ 0).
+// --scale-rewards and --loss-type variant learns; about 40% of the groups have all-equal rewards (Â ≡ 0). Of the
+// newer switches, dynamic sampling gains most per step (0.81–0.84) at 2.8× the samples; GSPO clips 14% of tokens
+// at its ε of 3e-4 (its paper: ≈ 15%); k1 in the loss acts like β = 0 (its expected gradient is 0).
 // Results, experiments and curves: docs/08-grpo.md
 //
 // References: Z. Shao et al., "DeepSeekMath: Pushing the limits of mathematical reasoning in open language
