@@ -103,6 +103,10 @@ using F = TorchSharp.torch.nn.functional;
 
 namespace Rlhf;
 
+/// <summary>Which of Schulman's estimators the per-token KL penalty in the reward uses (see RlhfMath.KlPenalty).
+/// </summary>
+public enum KlEstimator { K1, K2, K3 }
+
 /// <summary>The chapter's hyper-parameters; every one is a command-line option (<c>--help</c> lists them).</summary>
 public sealed record Args : LabArgs
 {
@@ -127,6 +131,10 @@ public sealed record Args : LabArgs
     public bool NormalizeReward { get; init; } = true;
 
     // ---- stage 3: PPO
+    [Help("the estimator of the per-token KL penalty in the reward: k1 (Ziegler et al. 2019, TRL's default), " +
+          "k2 or k3 (Schulman 2020; TRL's kl_estimator)")]
+    public KlEstimator KlEstimator { get; init; } = KlEstimator.K1;
+
     [Help("KL coefficient β of the headline run, in units of the normalised RM (chosen by the sweep in " +
           "docs/06-rlhf.md)", Min = 0)]
     public double Beta { get; init; } = 0.2;
@@ -296,6 +304,7 @@ public static class Program
             Extra =
             {
                 ["beta"] = main.Beta,
+                ["kl_penalty_estimator"] = args.KlEstimator.ToString().ToLowerInvariant(),
                 ["beta_final"] = main.FinalBeta,
                 ["adaptive_kl"] = args.AdaptiveKl,
                 ["steps"] = steps,
@@ -509,7 +518,7 @@ public static class Program
                     scores = RewardAtEnd(rm, sequences, lengths);                  // (N): r_φ(x, y), normalised
                     // V(s_t) is read where a_t is predicted: position P − 1 + t.
                     oldValues = critic.Scalar(critic.Hidden(sequences)).narrow(1, P - 1, M);   // (N, M): V(s_t)
-                    klPerToken = Kl.K1(oldLogp, refLogp) * mask;                   // (N, M): log π_θ/π_ref per token
+                    klPerToken = RlhfMath.KlPenalty(args.KlEstimator, oldLogp, refLogp) * mask;   // (N, M)
                     rewards = RlhfMath.TokenRewards(scores, klPerToken, mask, lengths, hasEos, beta,
                         args.MissingEosPenalty);                                   // (N, M)
                     (advantages, returns) = RlhfMath.Gae(rewards, oldValues, mask, args.Gamma,
@@ -564,7 +573,8 @@ public static class Program
 
                 // ---- log the batch as sampled (before this iteration's updates); 6. β.
                 var measured = ArithmeticTask.Measure(problems, rollout.Completions);
-                double klK1 = Rollouts.MaskedSum(klPerToken, mask, 1).mean().ToDouble();   // Σ_t log π/π_ref, mean
+                // Σ_t log π/π_ref, mean: the k1 value whatever the penalty uses (the adaptive β reads it)
+                double klK1 = Rollouts.MaskedSum(Kl.K1(oldLogp, refLogp), mask, 1).mean().ToDouble();
                 var row = new List<(string Name, double Value)>
                 {
                     ("score", scores.mean().ToDouble()),                           // r_φ of the samples: the proxy
@@ -710,6 +720,21 @@ public static class RlhfMath
     // The missing-EOS penalty (TRL's missing_eos_penalty; 1 normalised RM unit by default) is subtracted from the
     // score of an answer that never wrote <eos> in its 5 tokens: the RM has seen few unfinished answers and
     // should not be trusted to score them. The RM still reads such an answer at its last token.
+
+    // The penalty's estimator (--kl-estimator). In the REWARD, unlike in a loss (chapter 8's KlTerm), only the
+    // penalty's VALUE matters: the reward is a constant to the policy gradient. All three estimate
+    // KL(π_θ ‖ π_ref) per token on tokens π_θ sampled, with x = log π_ref − log π_θ: k1 = −x is unbiased but
+    // negative wherever π_θ finds a token less likely than π_ref (a BONUS for moving away there), k2 = ½x² and
+    // k3 = eˣ − x − 1 are never negative (k3 unbiased, k2 biased by O(x³)). Ziegler et al. and TRL use k1; TRL's
+    // kl_estimator offers k3 too. docs/06-rlhf.md measures what each does to over-optimisation.
+
+    /// <summary>The per-token KL penalty of the chosen estimator: (N, M) log-probs → (N, M).</summary>
+    public static Tensor KlPenalty(KlEstimator estimator, Tensor logp, Tensor refLogp) => estimator switch
+    {
+        KlEstimator.K2 => Kl.K2(logp, refLogp),
+        KlEstimator.K3 => Kl.K3(logp, refLogp),
+        _ => Kl.K1(logp, refLogp),
+    };
 
     /// <summary>
     /// The per-token rewards of RLHF: r_t = −β·kl_t on every real token, plus the score at the last one, the score

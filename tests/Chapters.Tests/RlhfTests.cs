@@ -12,6 +12,17 @@ public class RlhfTests
 {
     static Tensor T(double[] values, params long[] shape) => tensor(values, shape);
 
+    [Fact]
+    public void The_reward_penalty_estimators_are_k1_k2_k3_and_only_k1_can_be_a_bonus()
+    {
+        // log π_θ = (−1, −2), log π_ref = (−1.5, −1): x = log π_ref − log π_θ = (−0.5, 1).
+        var (logp, refLogp) = (T([-1.0, -2.0], 2), T([-1.5, -1.0], 2));
+        Close([0.5, -1.0], RlhfMath.KlPenalty(KlEstimator.K1, logp, refLogp), 1e-15, "k1 = −x");
+        Close([0.125, 0.5], RlhfMath.KlPenalty(KlEstimator.K2, logp, refLogp), 1e-15, "k2 = x²/2");
+        Close([Math.Exp(-0.5) + 0.5 - 1, Math.E - 2], RlhfMath.KlPenalty(KlEstimator.K3, logp, refLogp), 1e-15,
+            "k3 = eˣ − x − 1");
+    }
+
     // ------------------------------------------------------------------ stage 2: the reward model's loss
 
     [Fact]
