@@ -136,7 +136,7 @@ namespace MinRL.Bench
 
         static string Usage() =>
             "usage: dotnet run -c Release --project tests/bench -- <bench>... [--config S|M|L|S,M,...] [--reps N] [--threads N] [--warmup SECONDS] [--budget SECONDS]\n" +
-            "  defaults: --config S,M,L --reps 20 --threads 2 --warmup 1 --budget 30 (timed calls stop after 30 s, at least 3)\n" +
+            "  defaults: --config S,M,L --reps 20 --threads 2 --warmup 5 --budget 30 (timed calls stop after 30 s, at least 3)\n" +
             "benches:\n" +
             string.Concat(Registry.Select(b => $"  {b.Name,-12} [{b.Group}] {b.Description}\n")) +
             "  micro        every micro-benchmark\n" +
