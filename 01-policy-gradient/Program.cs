@@ -361,14 +361,8 @@ public static class Program
                     ("running_mean", b), ("loss", loss.item<float>()), ("kl", kl), ("entropy", entropy),
                     ("grad_norm", gradNorm), ("length", length),
                 };
-                if (k >= 2)                                                   // prompts whose k rewards are equal:
-                {                                                             // R_i − b_i = 0 for each of them
-                    var all = rewards.to_type(float64).cpu().data<double>().ToArray();                // (N)
-                    int groups = all.Length / k, equal = 0;
-                    for (int g = 0; g < groups; g++)
-                        if (all.AsSpan(g * k, k).IndexOfAnyExcept(all[g * k]) < 0) equal++;          // all k alike
-                    metrics.Add(("frac_reward_zero_std", (double)equal / groups));
-                }
+                if (k >= 2)                            // prompts whose k rewards are equal: R_i − b_i = 0 for each
+                    metrics.Add(("frac_reward_zero_std", PolicyGradient.ZeroStdFraction(rewards, k)));
                 if (step == steps || args.EvalEvery > 0 && step % args.EvalEvery == 0)
                 {
                     // The gold metric, on the same random numbers as the base model's (the last one is the
@@ -540,6 +534,21 @@ public static class PolicyGradient
         var grouped = rewards.view(-1, k);                                     // (N/k, k): one prompt per row
         var others = grouped.sum([1], keepdim: true) - grouped;               // (N/k, k): Σ_{j≠i} R_j
         return (others / (k - 1)).reshape(-1);                                 // (N): b_i
+    }
+
+    /// <summary>The share of prompts whose k rewards are all equal, so that RLOO gives each of them A = 0 (TRL's
+    /// frac_reward_zero_std). Restated word for word from chapter 8 (GroupRelative.ZeroStdFraction).</summary>
+    public static double ZeroStdFraction(Tensor rewards, int groupSize)
+    {
+        var r = rewards.to_type(float64).cpu().data<double>().ToArray();
+        int groups = r.Length / groupSize, equal = 0;
+        for (int g = 0; g < groups; g++)
+        {
+            bool same = true;
+            for (int j = 1; j < groupSize && same; j++) same = r[g * groupSize + j] == r[g * groupSize];
+            if (same) equal++;
+        }
+        return groups == 0 ? 0 : (double)equal / groups;
     }
 
     /// <summary>

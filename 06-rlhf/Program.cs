@@ -103,9 +103,6 @@ using F = TorchSharp.torch.nn.functional;
 
 namespace Rlhf;
 
-/// <summary>Which of Schulman's estimators the per-token KL penalty in the reward uses (see RlhfMath.KlPenalty).
-/// </summary>
-public enum KlEstimator { K1, K2, K3 }
 
 /// <summary>The chapter's hyper-parameters; every one is a command-line option (<c>--help</c> lists them).</summary>
 public sealed record Args : LabArgs
@@ -518,7 +515,7 @@ public static class Program
                     scores = RewardAtEnd(rm, sequences, lengths);                  // (N): r_φ(x, y), normalised
                     // V(s_t) is read where a_t is predicted: position P − 1 + t.
                     oldValues = critic.Scalar(critic.Hidden(sequences)).narrow(1, P - 1, M);   // (N, M): V(s_t)
-                    klPerToken = RlhfMath.KlPenalty(args.KlEstimator, oldLogp, refLogp) * mask;   // (N, M)
+                    klPerToken = Kl.Estimate(args.KlEstimator, oldLogp, refLogp) * mask;   // (N, M): k1 by default
                     rewards = RlhfMath.TokenRewards(scores, klPerToken, mask, lengths, hasEos, beta,
                         args.MissingEosPenalty);                                   // (N, M)
                     (advantages, returns) = RlhfMath.Gae(rewards, oldValues, mask, args.Gamma,
@@ -721,20 +718,13 @@ public static class RlhfMath
     // score of an answer that never wrote <eos> in its 5 tokens: the RM has seen few unfinished answers and
     // should not be trusted to score them. The RM still reads such an answer at its last token.
 
-    // The penalty's estimator (--kl-estimator). In the REWARD, unlike in a loss (chapter 8's KlTerm), only the
+    // The penalty's estimator (--kl-estimator). In the REWARD, unlike in a loss (chapter 8's PerTokenLoss), only the
     // penalty's VALUE matters: the reward is a constant to the policy gradient. All three estimate
     // KL(π_θ ‖ π_ref) per token on tokens π_θ sampled, with x = log π_ref − log π_θ: k1 = −x is unbiased but
     // negative wherever π_θ finds a token less likely than π_ref (a BONUS for moving away there), k2 = ½x² and
     // k3 = eˣ − x − 1 are never negative (k3 unbiased, k2 biased by O(x³)). Ziegler et al. and TRL use k1; TRL's
-    // kl_estimator offers k3 too. docs/06-rlhf.md measures what each does to over-optimisation.
-
-    /// <summary>The per-token KL penalty of the chosen estimator: (N, M) log-probs → (N, M).</summary>
-    public static Tensor KlPenalty(KlEstimator estimator, Tensor logp, Tensor refLogp) => estimator switch
-    {
-        KlEstimator.K2 => Kl.K2(logp, refLogp),
-        KlEstimator.K3 => Kl.K3(logp, refLogp),
-        _ => Kl.K1(logp, refLogp),
-    };
+    // kl_estimator offers k3 too. docs/06-rlhf.md measures what each does to over-optimisation. (The estimators
+    // are MinRL's Kl.K1, K2, K3; Kl.Estimate picks one.)
 
     /// <summary>
     /// The per-token rewards of RLHF: r_t = −β·kl_t on every real token, plus the score at the last one, the score

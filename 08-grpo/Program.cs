@@ -45,7 +45,8 @@
 // lives (--importance-sampling-level sequence, GSPO: SequenceLogRatio); the clip (--epsilon-high, DAPO's
 // clip-higher: ClippedSurrogate; --loss-type cispo, which clips the weight and never the gradient: CispoLoss);
 // which samples count (--dynamic-sampling, DAPO: Program.SampleGroups); and the KL term's estimator
-// (--kl-estimator k1|k2|k3, with what each one's gradient is: KlTerm), or none (--beta 0, TRL's default now).
+// (--kl-estimator k1|k2|k3, with what each one's gradient is: above PerTokenLoss), or none (--beta 0, TRL's
+// default now).
 //
 // ─── The loop ────────────────────────────────────────────────────────────────────────────────────────
 //
@@ -125,9 +126,6 @@ public enum ImportanceSamplingLevel
     /// </summary>
     Sequence,
 }
-
-/// <summary>Which of Schulman's estimators the loss's KL term uses (k1, k2, k3; see <see cref="Kl"/>).</summary>
-public enum KlEstimator { K1, K2, K3 }
 
 /// <summary>How the per-token losses are averaged into one number (TRL's <c>loss_type</c>).</summary>
 public enum LossType
@@ -542,12 +540,25 @@ public static class GroupRelative
         double eps = StdEpsilon)
     {
         if (kind == AdvantageKind.Grpo) return Advantages(rewards, groupSize, scale, eps);
+        if (kind == AdvantageKind.Rloo) return rewards - RlooBaseline(rewards, groupSize);   // r_i − b_i
         var grouped = rewards.view(-1, groupSize);                                  // (B, G)
-        var sum = grouped.sum([1], keepdim: true);                                  // (B, 1)
-        if (kind == AdvantageKind.Rloo)
-            return (grouped - (sum - grouped) / (groupSize - 1)).reshape(-1);       // r_i − mean of the others
         var centred = grouped - grouped.mean([1], keepdim: true);                   // (B, G): r_i − mean_group
         return (centred / (centred.std() + eps)).reshape(-1);                       // ÷ (std over the batch + ε)
+    }
+
+    /// <summary>RLOO's baseline b_i = (1/(G − 1)) Σ_{j≠i} r_j for rewards grouped G at a time: (N) → (N). Restated
+    /// word for word from chapter 1 (PolicyGradient.RlooBaseline, which derives it); a test keeps the two the same.
+    /// </summary>
+    public static Tensor RlooBaseline(Tensor rewards, int k)
+    {
+        if (k < 2)
+            throw new ArgumentOutOfRangeException(nameof(k), k, "RlooBaseline: leave-one-out needs k ≥ 2 samples");
+        if (rewards.dim() != 1 || rewards.shape[0] % k != 0)
+            throw new ArgumentException($"RlooBaseline: rewards must have shape (N) with N a multiple of k = {k}, " +
+                                        $"got [{string.Join(", ", rewards.shape)}]");
+        var grouped = rewards.view(-1, k);                                     // (N/k, k): one prompt per row
+        var others = grouped.sum([1], keepdim: true) - grouped;               // (N/k, k): Σ_{j≠i} R_j
+        return (others / (k - 1)).reshape(-1);                                 // (N): b_i
     }
 
     // When all G rewards are equal — every sample right, or every sample wrong — r_i − r̄ = 0 for all i, the std is
@@ -680,14 +691,6 @@ public static class GroupRelative
     // one whose gradient is that of the KL it reports, and k3, DeepSeekMath's, pulls towards π_ref through the
     // reverse KL. The chapter logs the k3 value whichever the loss uses.
 
-    /// <summary>The per-token KL term of the loss with the chosen estimator: (N, M) → (N, M).</summary>
-    public static Tensor KlTerm(KlEstimator estimator, Tensor logp, Tensor refLogp) => estimator switch
-    {
-        KlEstimator.K1 => Kl.K1(logp, refLogp),                                     // log π_θ − log π_ref
-        KlEstimator.K2 => Kl.K2(logp, refLogp),                                     // ½ (log π_ref − log π_θ)²
-        _ => K3(logp, refLogp),                                                     // e^x − x − 1
-    };
-
     /// <summary>
     /// The per-token loss ℓ_{i,t} = −min[ρ Â, clip(ρ, 1 − ε_low, 1 + ε_high) Â] + β KL_{i,t}, with
     /// ρ = exp(log π_θ − log π_θold) per token, or GSPO's one ratio per completion; CISPO's −sg(min(ρ, 1 + ε_high))
@@ -716,8 +719,9 @@ public static class GroupRelative
         var perToken = lossType == LossType.Cispo
             ? CispoLoss(logp, logRatio, A, high)                                    // (N, M)
             : ClippedSurrogate(logRatio, A, clipEpsilon, high);                     // (N, M) or (N, 1)
-        if (beta != 0) perToken = perToken + beta * KlTerm(klEstimator, logp, refLogp.detach());   // + β · KL
-        return perToken.expand(logp.shape);                                         // (N, M)
+        if (beta != 0) perToken = perToken + beta * Kl.Estimate(klEstimator, logp, refLogp.detach());   // + β · KL
+        // GSPO's (N, 1) loss on every token of its completion, so that every level returns (N, M)
+        return level == ImportanceSamplingLevel.Sequence ? perToken.expand(logp.shape) : perToken;
     }
 
     // ─── Three ways to average: --loss-type ────────────────────────────────────────────────────────────

@@ -382,6 +382,9 @@ public static class Rollouts
     private static string Str(long[] shape) => $"[{string.Join(", ", shape)}]";
 }
 
+/// <summary>Which of <see cref="Kl"/>'s estimators a chapter's KL term uses (its --kl-estimator option).</summary>
+public enum KlEstimator { K1, K2, K3 }
+
 /// <summary>
 /// Per-token estimators of KL(π ‖ π_ref) from samples of π (Schulman, "Approximating KL divergence", 2020,
 /// http://joschu.net/blog/kl-approx.html).
@@ -429,6 +432,15 @@ public static class Kl
         var r = (refLogp - logp).to_type(ScalarType.Float64);
         return (r.exp() - 1 - r).clamp(min: 0).to_type(logp.dtype);
     }
+
+    /// <summary>The estimator <paramref name="estimator"/> of KL(π_θ ‖ π_ref) per sampled token, elementwise.
+    /// What each one is worth in a loss or in a reward, each chapter that offers the switch derives.</summary>
+    public static Tensor Estimate(KlEstimator estimator, Tensor logp, Tensor refLogp) => estimator switch
+    {
+        KlEstimator.K1 => K1(logp, refLogp),                                 // log π_θ − log π_ref
+        KlEstimator.K2 => K2(logp, refLogp),                                 // ½ (log π_ref − log π_θ)²
+        _ => K3(logp, refLogp),                                              // e^x − x − 1, x = log π_ref − log π_θ
+    };
 
     /// <summary>
     /// How far an update moved the policy from the one that sampled the batch: with ρ = π_θ / π_old per sampled

@@ -23,6 +23,8 @@ public class RestatedCopiesTests
         { "ExplainedVariance", ["02-actor-critic-gae/Program.cs", "04-ppo/Program.cs", "06-rlhf/Program.cs"] },
         { "ClipFraction", ["06-rlhf/Program.cs", "08-grpo/Program.cs"] },
         { "K3", ["shared/MinRL/Rollouts.cs", "08-grpo/Program.cs"] },
+        { "RlooBaseline", ["01-policy-gradient/Program.cs", "08-grpo/Program.cs"] },
+        { "ZeroStdFraction", ["08-grpo/Program.cs", "01-policy-gradient/Program.cs"] },
     };
 
     [Theory]

@@ -17,9 +17,9 @@ public class RlhfTests
     {
         // log π_θ = (−1, −2), log π_ref = (−1.5, −1): x = log π_ref − log π_θ = (−0.5, 1).
         var (logp, refLogp) = (T([-1.0, -2.0], 2), T([-1.5, -1.0], 2));
-        Close([0.5, -1.0], RlhfMath.KlPenalty(KlEstimator.K1, logp, refLogp), 1e-15, "k1 = −x");
-        Close([0.125, 0.5], RlhfMath.KlPenalty(KlEstimator.K2, logp, refLogp), 1e-15, "k2 = x²/2");
-        Close([Math.Exp(-0.5) + 0.5 - 1, Math.E - 2], RlhfMath.KlPenalty(KlEstimator.K3, logp, refLogp), 1e-15,
+        Close([0.5, -1.0], Kl.Estimate(KlEstimator.K1, logp, refLogp), 1e-15, "k1 = −x");
+        Close([0.125, 0.5], Kl.Estimate(KlEstimator.K2, logp, refLogp), 1e-15, "k2 = x²/2");
+        Close([Math.Exp(-0.5) + 0.5 - 1, Math.E - 2], Kl.Estimate(KlEstimator.K3, logp, refLogp), 1e-15,
             "k3 = eˣ − x − 1");
     }
 
