@@ -586,6 +586,28 @@ public class LabTests : IDisposable
     }
 
     [Fact]
+    public void SvgPlot_band_is_one_polygon_inside_the_axes_and_XMin_extends_the_x_axis()
+    {
+        var plot = new SvgPlot();
+        var panel = plot.Add("band", new Series("mean", [10, 20, 30], [0.5, 0.6, 0.7])
+            { Low = [0.4, double.NaN, 0.6], High = [0.6, 0.7, 0.9] });
+        panel.XMin = 0;
+        var doc = XDocument.Parse(plot.Render());
+        var band = doc.Descendants().Single(e => (string?)e.Attribute("class") == "band");
+        // The NaN edge drops x = 20: high at 10, 30, then low back at 30, 10.
+        var pts = ((string)band.Attribute("points")!).Split(' ')
+            .Select(p => p.Split(',').Select(v => double.Parse(v, CultureInfo.InvariantCulture)).ToArray()).ToList();
+        Assert.Equal(4, pts.Count);
+        Assert.Equal(pts[0][0], pts[3][0]);
+        Assert.Equal(pts[1][0], pts[2][0]);
+        Assert.True(pts[0][1] > pts[1][1]);     // SVG y grows downwards: high 0.6 below high 0.9
+        Assert.True(pts[3][1] > pts[0][1]);     // low 0.4 below high 0.6
+        var texts = doc.Descendants().Where(e => e.Name.LocalName == "text").Select(e => e.Value).ToList();
+        Assert.Contains("0.9", texts);          // the band's top is in the y range, above the line's 0.7
+        Assert.Contains("0", texts);            // XMin = 0: the x axis starts at 0, not at the first point
+    }
+
+    [Fact]
     public void SvgPlot_smoothing_draws_raw_and_smoothed_paths()
     {
         var log = SampleLog();

@@ -31,6 +31,13 @@ public sealed record Series(string Name, IReadOnlyList<double> X, IReadOnlyList<
     /// <summary>Draw a dashed line.</summary>
     public bool Dashed { get; init; }
 
+    /// <summary>A shaded band from <see cref="Low"/> to <see cref="High"/> under the line (e.g. the min and
+    /// max over seeds), one value per x; null = no band.</summary>
+    public IReadOnlyList<double>? Low { get; init; }
+
+    /// <summary>The band's upper edge; see <see cref="Low"/>.</summary>
+    public IReadOnlyList<double>? High { get; init; }
+
     /// <summary>y against 0, 1, 2, ... (for a curve that is not from a <see cref="MetricsLog"/>).</summary>
     public static Series Of(string name, IReadOnlyList<double> y) =>
         new(name, Enumerable.Range(0, y.Count).Select(i => (double)i).ToArray(), y) { XLabel = "index" };
@@ -48,6 +55,10 @@ public sealed class SvgPanel(string title, IEnumerable<Series> series)
 
     /// <summary>Optional y-axis label (the title usually says it).</summary>
     public string? YLabel { get; set; }
+
+    /// <summary>Where the x-axis starts at the latest (e.g. 0, so that curves starting later show where they
+    /// start); null = at the first point.</summary>
+    public double? XMin { get; set; }
 
     public List<(double Y, string Label)> HLines { get; } = [];
 
@@ -139,9 +150,12 @@ public sealed class SvgPlot(string title = "")
         // Data ranges over the finite points (and the reference lines, so they stay in view).
         var (xmin, xmax) = Range(panel.Series.SelectMany(s => Finite(s).Select(p => p.x)));
         var (ymin, ymax) = Range(panel.Series.SelectMany(s => Finite(s).Select(p => p.y))
+                                 .Concat(panel.Series.SelectMany(s => (s.Low ?? []).Concat(s.High ?? []))
+                                     .Where(double.IsFinite))
                                  .Concat(panel.HLines.Select(h => h.Y).Where(double.IsFinite)));
         bool empty = double.IsNaN(xmin) || double.IsNaN(ymin);
         if (empty) { xmin = 0; xmax = 1; ymin = 0; ymax = 1; }
+        if (panel.XMin is { } from && from < xmin) xmin = from;
         (xmin, xmax) = Widen(xmin, xmax, pad: 0.0);
         (ymin, ymax) = Widen(ymin, ymax, pad: 0.05);
         double Sx(double x) => x0 + (x - xmin) / (xmax - xmin) * (x1 - x0);
@@ -181,6 +195,9 @@ public sealed class SvgPlot(string title = "")
                        "stroke=\"#555\" stroke-width=\"1\" stroke-dasharray=\"5,4\">" +
                        $"<title>{Esc(label)}</title></line>\n");
         for (int i = 0; i < panel.Series.Count; i++)
+            if (panel.Series[i] is { Low: { } low, High: { } high } banded)
+                svg.Append(BandElement(banded, low, high, Palette[i % Palette.Length], Sx, Sy));
+        for (int i = 0; i < panel.Series.Count; i++)
         {
             var s = panel.Series[i];
             string color = Palette[i % Palette.Length];
@@ -202,6 +219,10 @@ public sealed class SvgPlot(string title = "")
             double lh = 6 + 14 * entries.Count;
             // Put it in the corner that hides the fewest points (top-right on a tie).
             var pts = panel.Series.SelectMany(s => Finite(s)).Select(p => (x: Sx(p.x), y: Sy(p.y)))
+                .Concat(panel.Series.Where(s => s.Low is not null && s.High is not null).SelectMany(s =>
+                    s.X.Zip(s.Low!, s.High!).SelectMany(p => new[] { (x: Sx(p.First), y: Sy(p.Second)),
+                                                                     (x: Sx(p.First), y: Sy(p.Third)) })))
+                .Where(p => double.IsFinite(p.x) && double.IsFinite(p.y))
                 .Concat(panel.HLines.Where(h => double.IsFinite(h.Y))
                     .SelectMany(h => Enumerable.Range(0, 21).Select(k => (x: x0 + k * (x1 - x0) / 20, y: Sy(h.Y)))))
                 .ToList();
@@ -259,6 +280,20 @@ public sealed class SvgPlot(string title = "")
               $"{(s.Dashed ? " stroke-dasharray=\"6,4\"" : "")}";
         string op = opacity < 1 ? $" opacity=\"{F(opacity)}\"" : "";
         return $"<path class=\"{cls}\" {style}{op} d=\"{d}\"><title>{Esc(s.Name)}</title></path>\n";
+    }
+
+    /// <summary>A series' band as one filled polygon: along <paramref name="high"/> left to right, back along
+    /// <paramref name="low"/> (points where x or either edge is not finite are left out).</summary>
+    private static string BandElement(Series s, IReadOnlyList<double> low, IReadOnlyList<double> high, string color,
+        Func<double, double> sx, Func<double, double> sy)
+    {
+        var idx = Enumerable.Range(0, Math.Min(s.X.Count, Math.Min(low.Count, high.Count)))
+            .Where(i => double.IsFinite(s.X[i]) && double.IsFinite(low[i]) && double.IsFinite(high[i])).ToList();
+        var pts = idx.Select(i => (sx(s.X[i]), sy(high[i])))
+            .Concat(Enumerable.Reverse(idx).Select(i => (sx(s.X[i]), sy(low[i]))));
+        string points = string.Join(' ', pts.Select(p => $"{F(p.Item1)},{F(p.Item2)}"));
+        return $"<polygon class=\"band\" fill=\"{color}\" fill-opacity=\"0.18\" stroke=\"none\" " +
+               $"points=\"{points}\"><title>{Esc(s.Name)}: min–max</title></polygon>\n";
     }
 
     /// <summary>TensorBoard's smoothing: an exponential moving average, debiased so the first values
