@@ -5,6 +5,8 @@
 //     dotnet run -c Release --project compare -- --table-only          # re-print the table of the last runs
 //     dotnet run -c Release --project compare -- --chapters 07 --variants "--loss dpo; --loss hinge; --loss kto"
 //                                                                      # one chapter's options side by side
+//     dotnet run -c Release --project compare -- --seeds 1-5           # every chapter on 5 seeds (Seeds.cs)
+//     dotnet run -c Release --project compare -- book                  # the HTML book in docs/book (Book.cs)
 //
 // Each chapter runs in its own process (`dotnet run -c Release --project <chapter> -- --seed S --out
 // <out>/<chapter>`), one after the other — never two at once, so each gets the whole machine and its
@@ -47,12 +49,17 @@ public sealed record Args : LabArgs
     [Help("variants of each chosen chapter to run side by side: their options, separated by ';' " +
           "(e.g. \"--loss dpo; --loss simpo --beta 2\"); empty = each chapter's defaults once")]
     public string Variants { get; init; } = "";
+
+    [Help("run every chapter on each of these seeds (e.g. 1-5, or 1,3,7) into <out>/seed<N>/<chapter>, reusing " +
+          "runs already there with the same options, and report mean ± std over them; empty = just --seed")]
+    public string Seeds { get; init; } = "";
 }
 
 public static class Program
 {
-    static int Main(string[] argv) =>
-        Lab.Run<Args>(argv, "compare", "every chapter with one seed on the same base model, side by side", Run);
+    static int Main(string[] argv) => argv is ["book", .. var rest]
+        ? Book.Run(rest)
+        : Lab.Run<Args>(argv, "compare", "every chapter on the same base model, side by side", Run);
 
     /// <summary>The method each chapter implements, as the table names it.</summary>
     public static readonly IReadOnlyDictionary<string, string> Algorithms = new Dictionary<string, string>
@@ -78,6 +85,7 @@ public static class Program
         if (args.IsGiven(nameof(args.Steps)))
             throw new LabUsageException("compare: --steps would mean something different to every chapter; " +
                                         "run one chapter with its own --steps instead");
+        if (args.Seeds.Length > 0) return RunSeeds(args);
         string root = RepoRoot();
         var chapters = Select(args.Chapters, Directory.GetDirectories(root).Select(Path.GetFileName).OfType<string>());
         var variants = ParseVariants(args.Variants);
@@ -94,7 +102,7 @@ public static class Program
                 if (!args.TableOnly)
                 {
                     Lab.Print($"── {name} ──────────────────────────────────────────");
-                    int code = RunChapter(root, chapter, args, outDir, variant);
+                    int code = RunChapter(root, chapter, args, args.Seed, outDir, variant);
                     if (code != 0) { failed.Add($"{name} (exit code {code})"); continue; }
                 }
                 string path = Path.Combine(outDir, "summary.json");
@@ -112,6 +120,56 @@ public static class Program
         if (failed.Count == 0) return 0;
         Lab.Error("not in the table: " + string.Join("; ", failed));
         return 1;
+    }
+
+    /// <summary><c>--seeds</c>: each chapter on each seed (reusing finished runs made with the same command),
+    /// then Seeds.Report's tables and figures.</summary>
+    static int RunSeeds(Args args)
+    {
+        if (args.IsGiven(nameof(args.Seed)))
+            throw new LabUsageException("compare: give --seed (one seed) or --seeds (several), not both");
+        if (args.Variants.Length > 0)
+            throw new LabUsageException("compare: --variants runs one seed; give it without --seeds");
+        string root = RepoRoot();
+        var chapters = Select(args.Chapters, Directory.GetDirectories(root).Select(Path.GetFileName).OfType<string>());
+        var seeds = Seeds.Parse(args.Seeds);
+        string quick = args.Quick ? "-quick" : "";
+        // By default next to compare's own seed folders: runs/compare/seed<N>, as `compare --seed N` writes them.
+        string runs = args.IsGiven(nameof(args.Out)) ? args.Out : Path.Combine("runs", "compare");
+        string RunDir(long seed, string chapter) =>
+            Path.Combine(runs, $"seed{seed.ToString(CultureInfo.InvariantCulture)}{quick}", chapter);
+        if (!args.TableOnly)
+            foreach (long seed in seeds)
+                foreach (var chapter in chapters)
+                {
+                    string outDir = RunDir(seed, chapter);
+                    string name = $"{chapter}, seed {seed.ToString(CultureInfo.InvariantCulture)}";
+                    string stamp = string.Join(' ', ChapterArguments(root, chapter, args, seed, outDir, []));
+                    if (Reusable(outDir, stamp))
+                    {
+                        Lab.Print($"── {name}: reused {outDir} (same seed and options)");
+                        continue;
+                    }
+                    Lab.Print($"── {name} ──────────────────────────────────────────");
+                    int code = RunChapter(root, chapter, args, seed, outDir, []);
+                    if (code != 0)
+                    {
+                        Lab.Error($"{name} failed (exit code {code}); its folder is left as it is: {outDir}");
+                        return 1;
+                    }
+                }
+        string spec = string.Join(',', seeds.Select(s => s.ToString(CultureInfo.InvariantCulture)));
+        string dir = Path.Combine(runs, $"seeds{Slug(args.Seeds)}{quick}");
+        var missing = seeds.SelectMany(s => chapters.Select(c => RunDir(s, c)))
+            .Where(d => !File.Exists(Path.Combine(d, "summary.json"))).ToList();
+        if (missing.Count > 0)
+            throw new LabException($"compare: no summary.json in {string.Join(", ", missing)} (run without " +
+                                   "--table-only to make them)");
+        var report = Seeds.Report(chapters, seeds, RunDir, dir);
+        Lab.Table($"MinRL over seeds {spec}: mean ± std (n − 1), and the worst seed", Seeds.BookHeaders,
+                  Seeds.BookRows(report));
+        Lab.Print($"written: {dir}/book.md, seeds.json, sample-efficiency.svg, and a table and a figure per chapter");
+        return 0;
     }
 
     /// <summary>The chapter folders named by <paramref name="spec"/> ("all", or numbers / folder names
@@ -189,32 +247,48 @@ public static class Program
         _ => Convert.ToString(v, CultureInfo.InvariantCulture) ?? "",
     };
 
-    static int RunChapter(string root, string chapter, Args args, string outDir, string[] variant)
+    /// <summary>Whether <paramref name="outDir"/> holds a finished run (summary.json) made by exactly
+    /// <paramref name="command"/> (its command.txt, which compare writes after a run succeeds).</summary>
+    public static bool Reusable(string outDir, string command)
+    {
+        string stamp = Path.Combine(outDir, "command.txt");
+        return File.Exists(Path.Combine(outDir, "summary.json")) && File.Exists(Path.Combine(outDir, "metrics.csv"))
+               && File.Exists(stamp) && File.ReadAllText(stamp).Trim() == command;
+    }
+
+    /// <summary>What compare passes to `dotnet`: run the chapter on compare's engine, seed and options.</summary>
+    static List<string> ChapterArguments(string root, string chapter, Args args, long seed, string outDir,
+        string[] variant)
+    {
+        // The chapters run on the engine compare was built with (-p:Engine=...).
+        var list = new List<string> { "run", "-c", "Release", $"-p:Engine={Kit.Engine}",
+                                      "--project", Path.Combine(root, chapter), "--",
+                                      "--seed", seed.ToString(CultureInfo.InvariantCulture), "--out", outDir };
+        list.AddRange(variant);
+        if (args.Quick) list.Add("--quick");
+        if (args.Device != ComputeDevice.Cpu) list.AddRange(["--device", "cuda"]);
+        if (args.Threads > 0) list.AddRange(["--threads", args.Threads.ToString(CultureInfo.InvariantCulture)]);
+        return list;
+    }
+
+    static int RunChapter(string root, string chapter, Args args, long seed, string outDir, string[] variant)
     {
         var psi = new ProcessStartInfo("dotnet")
         {
             UseShellExecute = false, WorkingDirectory = Directory.GetCurrentDirectory(),
         };
-        // The chapters run on the engine compare was built with (-p:Engine=...).
-        foreach (var a in new[] { "run", "-c", "Release", $"-p:Engine={Kit.Engine}",
-                                  "--project", Path.Combine(root, chapter), "--",
-                                  "--seed", args.Seed.ToString(CultureInfo.InvariantCulture), "--out", outDir })
-            psi.ArgumentList.Add(a);
-        foreach (var a in variant) psi.ArgumentList.Add(a);
-        if (args.Quick) psi.ArgumentList.Add("--quick");
-        if (args.Device != ComputeDevice.Cpu) { psi.ArgumentList.Add("--device"); psi.ArgumentList.Add("cuda"); }
-        if (args.Threads > 0)
-        {
-            psi.ArgumentList.Add("--threads");
-            psi.ArgumentList.Add(args.Threads.ToString(CultureInfo.InvariantCulture));
-        }
+        var arguments = ChapterArguments(root, chapter, args, seed, outDir, variant);
+        foreach (var a in arguments) psi.ArgumentList.Add(a);
         using var p = Process.Start(psi) ?? throw new InvalidOperationException("compare: could not start 'dotnet'");
         p.WaitForExit();
+        // The command, beside the run: --seeds reads it to tell a finished run with the same options.
+        if (p.ExitCode == 0 && Directory.Exists(outDir))
+            File.WriteAllText(Path.Combine(outDir, "command.txt"), string.Join(' ', arguments) + "\n");
         return p.ExitCode;
     }
 
     /// <summary>The folder holding MinRL.sln, from the current directory upwards.</summary>
-    static string RepoRoot()
+    public static string RepoRoot()
     {
         for (var d = new DirectoryInfo(Directory.GetCurrentDirectory()); d is not null; d = d.Parent)
             if (File.Exists(Path.Combine(d.FullName, "MinRL.sln"))) return d.FullName;
