@@ -4,7 +4,8 @@
 //   dotnet run -c Release --project tests/bench -- <bench>... [--config S|M|L|S,M,L] [--reps N] [--threads N] [--warmup S] [--budget S]
 //
 // <bench> is a name from the registry below, `micro` (every micro-benchmark), `tinygpt` (train,
-// generate, logprobs on each --config; all three configs by default) or `all`.
+// generate, logprobs on each --config; all three configs by default), `generic` (the same workloads on a
+// plain nanoGPT written with the public TorchSharp API, GenericBenches.cs) or `all`.
 
 using System.Globalization;
 using TorchSharp;
@@ -44,9 +45,11 @@ namespace MinRL.Bench
     public static class Cli
     {
         /// <summary>
-        /// Every benchmark: the engine micro-benchmarks (MicroBenches.cs, PyTorch twin torch_micro.py) and
+        /// Every benchmark: the engine micro-benchmarks (MicroBenches.cs, PyTorch twin torch_micro.py),
         /// the TinyGpt workloads (TinyGptBenches.cs, one set per config in <c>--config</c>; PyTorch twin
-        /// torch_tinygpt.py). `all` runs every registered bench; compare.py maps each name to its PyTorch script.
+        /// torch_tinygpt.py) and the generic ones (GenericBenches.cs: the same workloads on a plain nanoGPT written
+        /// with the public TorchSharp API; PyTorch twin torch_tinygpt.py too). `all` runs every registered bench;
+        /// compare.py maps each name to its PyTorch script.
         /// </summary>
         public static readonly Bench[] Registry =
         [
@@ -56,6 +59,9 @@ namespace MinRL.Bench
             new("train", "tinygpt", "TinyGpt: forward + cross-entropy + backward + AdamW step on (batch, ctx)", TinyGptBenches.Train),
             new("generate", "tinygpt", "TinyGpt: 64 prompts x 8 tokens, 64 new tokens at T=1, with (generate_cache) and without (generate_nocache) the KV cache", TinyGptBenches.Generate),
             new("logprobs", "tinygpt", "TinyGpt: no-grad log-probs of the 64 completion tokens of 64 sequences of 72 tokens", TinyGptBenches.Logprobs),
+            new("generic_train", "generic", "plain nanoGPT (public TorchSharp API, attention written out): train as above", GenericBenches.Train),
+            new("generic_generate", "generic", "plain nanoGPT: generate as above, KV cache grown with torch.cat (generic_generate_cache) and without (generic_generate_nocache)", GenericBenches.Generate),
+            new("generic_logprobs", "generic", "plain nanoGPT: logprobs as above", GenericBenches.Logprobs),
         ];
 
         public static int Run(string[] args)
@@ -128,7 +134,7 @@ namespace MinRL.Bench
                 var matches = name == "all" ? Registry
                     : Registry.Where(b => b.Name == name || b.Group == name).ToArray();
                 if (matches.Length == 0)
-                    throw new ArgumentException($"unknown bench '{name}'; choose from {string.Join(", ", Registry.Select(b => b.Name))}, micro, all");
+                    throw new ArgumentException($"unknown bench '{name}'; choose from {string.Join(", ", Registry.Select(b => b.Name))}, micro, tinygpt, generic, all");
                 foreach (var b in matches) if (!selected.Contains(b)) selected.Add(b);
             }
             return (selected, o);
@@ -138,9 +144,10 @@ namespace MinRL.Bench
             "usage: dotnet run -c Release --project tests/bench -- <bench>... [--config S|M|L|S,M,...] [--reps N] [--threads N] [--warmup SECONDS] [--budget SECONDS]\n" +
             "  defaults: --config S,M,L --reps 20 --threads 2 --warmup 5 --budget 30 (timed calls stop after 30 s, at least 3)\n" +
             "benches:\n" +
-            string.Concat(Registry.Select(b => $"  {b.Name,-12} [{b.Group}] {b.Description}\n")) +
-            "  micro        every micro-benchmark\n" +
-            "  tinygpt      train, generate and logprobs (on every --config)\n" +
-            "  all          every bench above";
+            string.Concat(Registry.Select(b => $"  {b.Name,-16} [{b.Group}] {b.Description}\n")) +
+            "  micro            every micro-benchmark\n" +
+            "  tinygpt          train, generate and logprobs (on every --config)\n" +
+            "  generic          generic_train, generic_generate and generic_logprobs (on every --config)\n" +
+            "  all              every bench above";
     }
 }

@@ -28,8 +28,11 @@ PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.execu
 # Which PyTorch script times each bench (the C# side has them all, in Program.cs's Registry).
 MICRO = ["matmul", "softmax", "layer_norm"]
 TINYGPT = ["train", "generate", "logprobs"]
-TORCH_SCRIPT = {**{b: "torch_micro.py" for b in MICRO}, **{b: "torch_tinygpt.py" for b in TINYGPT}}
-GROUPS = {"micro": MICRO, "tinygpt": TINYGPT, "all": MICRO + TINYGPT}
+# The same workloads on a plain nanoGPT written with the public TorchSharp API (GenericBenches.cs); the PyTorch
+# side is torch_tinygpt.py's model, already plain written-out code, with a torch.cat KV cache as on the C# side.
+GENERIC = ["generic_train", "generic_generate", "generic_logprobs"]
+TORCH_SCRIPT = {**{b: "torch_micro.py" for b in MICRO}, **{b: "torch_tinygpt.py" for b in TINYGPT + GENERIC}}
+GROUPS = {"micro": MICRO, "tinygpt": TINYGPT, "generic": GENERIC, "all": MICRO + TINYGPT + GENERIC}
 
 
 def expand(names):
@@ -90,7 +93,7 @@ def run(cmd):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("benches", nargs="*", default=["all"], help="benches or groups (micro, all); default all")
+    p.add_argument("benches", nargs="*", default=["all"], help="benches or groups (micro, tinygpt, generic, all); default all")
     p.add_argument("--procs", type=int, default=3, help="processes per implementation (default 3, at least 3 for a fair number)")
     p.add_argument("--reps", type=int, default=20, help="timed repetitions per workload per process (default 20)")
     p.add_argument("--threads", type=int, default=2, help="threads for both sides (default 2)")
@@ -98,7 +101,7 @@ def main(argv=None):
     p.add_argument("--budget", type=float, default=30.0,
                    help="each process stops timing a workload after this many seconds, 3 reps at least (default 30)")
     p.add_argument("--config", default="S,M,L",
-                   help="TinyGpt configs, S, M, L or a comma-separated list (default S,M,L); micro benches ignore it")
+                   help="TinyGpt and generic configs, S, M, L or a comma-separated list (default S,M,L); micro benches ignore it")
     p.add_argument("--json", metavar="PATH", help="also write every raw line and the summary to PATH")
     p.add_argument("--no-build", action="store_true", help="use the existing Release build")
     args = p.parse_args(argv)
@@ -184,7 +187,7 @@ def print_table(summary, args):
     print(f"\nMinTorch, TorchSharp and PyTorch, {args.threads} threads, {args.procs} processes x up to {args.reps} reps "
           f"each (at most {args.budget:g} s of timed calls per workload, 3 at least); "
           f"median of per-process medians (spread = min..max of those medians)")
-    head = (f"{'workload':<20} {'cfg':>3}  " + "  ".join(f"{NAMES[i] + ' ms':>14} {'spread':>17}" for i in IMPLS)
+    head = (f"{'workload':<24} {'cfg':>3}  " + "  ".join(f"{NAMES[i] + ' ms':>14} {'spread':>17}" for i in IMPLS)
             + f"  {'MT/PT':>6} {'TS/PT':>6} {'MT/TS':>6}  note")
     print(head)
     print("-" * len(head))
@@ -205,7 +208,7 @@ def print_table(summary, args):
         note = ""
         if any("gflops" in row[i] for i in IMPLS):
             note = "GFLOP/s " + " / ".join(str(row[i].get("gflops", "-")) for i in IMPLS)
-        print(f"{row['workload']:<20} {row['config']:>3}  {'  '.join(cells)}  {ratio(row['mintorch/torch']):>6} "
+        print(f"{row['workload']:<24} {row['config']:>3}  {'  '.join(cells)}  {ratio(row['mintorch/torch']):>6} "
               f"{ratio(row['torchsharp/torch']):>6} {ratio(row['mintorch/torchsharp']):>6}  {note}")
     print("MT = MinTorch, TS = TorchSharp (libtorch 2.10), PT = PyTorch; a ratio below 1.0 means the first engine "
           "named is faster. Noise is +-20-30%.\n")

@@ -3,7 +3,8 @@
 
     /usr/bin/python3 tests/bench/torch_tinygpt.py <bench>... [--config S|M|L|S,M,L] [--reps N] [--threads N] [--warmup S] [--budget S]
 
-<bench> is train, generate, logprobs, tinygpt or all. Prints one JSON line per workload and config,
+<bench> is train, generate, logprobs, tinygpt, generic_train, generic_generate, generic_logprobs, generic
+or all. Prints one JSON line per workload and config,
 with the same keys, names and method as the C# program (float32, 2 threads, ~1 s warm-up, then the
 median of N timed repetitions), and impl "torch". The model is the same nanoGPT as MinRL's TinyGpt
 (same shapes, same parameter count, printed to stderr on both sides):
@@ -23,6 +24,11 @@ Workloads (as in TinyGptBenches.cs; README.md, "TinyGpt workloads"):
   logprobs          no-grad log-probs of the 64 completion tokens of 64 sequences of 72 tokens
 For generate and logprobs the position table has max(ctx, 72) rows. Only the last position goes
 through the LM head when generating (as in nanoGPT).
+
+The generic family (generic_train, generic_generate_cache, generic_generate_nocache, generic_logprobs; C# side
+GenericBenches.cs, a plain nanoGPT written with the public TorchSharp API) is the same workloads on the same
+model, which already is plain written-out PyTorch; the one difference is generic_generate_cache's KV cache, grown
+with torch.cat per layer (CatCache) as the C# side grows it, instead of preallocated and written in place.
 """
 import argparse
 import json
@@ -65,14 +71,9 @@ class CausalSelfAttention(nn.Module):
         q = q.view(B, T, H, D).transpose(1, 2)                        # (B, H, T, D)
         k = k.view(B, T, H, D).transpose(1, 2)
         v = v.view(B, T, H, D).transpose(1, 2)
-        if cache is None:
-            L = T
-        else:
-            kc, vc = cache                                            # (B, H, block, D) each, preallocated
-            kc[:, :, start:start + T] = k
-            vc[:, :, start:start + T] = v
-            L = start + T
-            k, v = kc[:, :, :L], vc[:, :, :L]                         # views of the filled part
+        if cache is not None:
+            k, v = cache.append(k, v, start)                          # (B, H, L, D): every position so far
+        L = k.shape[2]
         att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(D))        # (B, H, T, L)
         if T > 1:                                                     # query i sits at position L - T + i
             att = att.masked_fill(~self.bias[:, :, L - T:L, :L], float("-inf"))
@@ -80,6 +81,32 @@ class CausalSelfAttention(nn.Module):
         y = att @ v                                                   # (B, H, T, D)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.c_proj(y)
+
+
+class PreallocCache:
+    """One layer's keys and values, preallocated (B, H, block, D) and written in place (the tinygpt family)."""
+
+    def __init__(self, batch, heads, block, d):
+        self.k, self.v = torch.empty(batch, heads, block, d), torch.empty(batch, heads, block, d)
+
+    def append(self, k, v, start):
+        T = k.shape[2]
+        self.k[:, :, start:start + T] = k
+        self.v[:, :, start:start + T] = v
+        return self.k[:, :, :start + T], self.v[:, :, :start + T]   # views of the filled part
+
+
+class CatCache:
+    """One layer's keys and values, grown with torch.cat (the generic family, as GenericBenches.cs does it)."""
+
+    def __init__(self):
+        self.k = self.v = None
+
+    def append(self, k, v, start):
+        if self.k is not None:
+            k, v = torch.cat([self.k, k], 2), torch.cat([self.v, v], 2)   # (B, H, start + T, D)
+        self.k, self.v = k, v
+        return k, v
 
 
 class Mlp(nn.Module):
@@ -138,10 +165,11 @@ class TinyGpt(nn.Module):
     def forward(self, idx):
         return self.lm_head(self.hidden(idx))
 
-    def new_cache(self, batch):
-        D = self.d // self.heads
-        return [(torch.empty(batch, self.heads, self.block, D), torch.empty(batch, self.heads, self.block, D))
-                for _ in range(self.layers)]
+    def new_cache(self, batch, grow=False):
+        """Per layer a PreallocCache, or with grow=True a CatCache (the generic family)."""
+        if grow:
+            return [CatCache() for _ in range(self.layers)]
+        return [PreallocCache(batch, self.heads, self.block, self.d // self.heads) for _ in range(self.layers)]
 
 
 def make_model(name, block):
@@ -155,7 +183,7 @@ def make_model(name, block):
 
 # ---------------------------------------------------------------------------------------- workloads
 
-def bench_train(name):
+def bench_train(name, prefix=""):
     vocab, d, layers, heads, ctx, batch = CONFIGS[name]
     torch.manual_seed(0)
     model = make_model(name, ctx)
@@ -170,7 +198,7 @@ def bench_train(name):
         loss = F.cross_entropy(logits.view(-1, vocab), y.view(-1))
         loss.backward()
         opt.step()
-    yield Workload("train", "train", step, shape=f"{batch}x{ctx}", config=name)
+    yield Workload(prefix + "train", prefix + "train", step, shape=f"{batch}x{ctx}", config=name)
 
 
 def sample(model, last_hidden):
@@ -180,8 +208,8 @@ def sample(model, last_hidden):
 
 
 @torch.no_grad()
-def generate_cached(model, prompts):
-    cache = model.new_cache(prompts.shape[0])
+def generate_cached(model, prompts, grow=False):
+    cache = model.new_cache(prompts.shape[0], grow)
     h = model.hidden(prompts, cache, 0)                               # (B, 8, C)
     t = prompts.shape[1]
     tokens = []
@@ -203,15 +231,18 @@ def generate_uncached(model, prompts):
     return seq[:, PROMPT_LEN:]
 
 
-def bench_generate(name):
+def bench_generate(name, prefix=""):
     vocab, d, layers, heads, ctx, batch = CONFIGS[name]
     torch.manual_seed(0)
     model = make_model(name, max(ctx, SEQ_LEN))
     model.eval()
     prompts = torch.randint(0, vocab, (PROMPTS, PROMPT_LEN))
     shape = f"{PROMPTS}x{PROMPT_LEN}, {NEW_TOKENS} new"
-    yield Workload("generate", "generate_cache", lambda: generate_cached(model, prompts), shape=shape, config=name)
-    yield Workload("generate", "generate_nocache", lambda: generate_uncached(model, prompts), shape=shape, config=name)
+    grow = prefix == "generic_"                                       # the generic family's cache: torch.cat
+    yield Workload(prefix + "generate", prefix + "generate_cache", lambda: generate_cached(model, prompts, grow),
+                   shape=shape, config=name)
+    yield Workload(prefix + "generate", prefix + "generate_nocache", lambda: generate_uncached(model, prompts),
+                   shape=shape, config=name)
 
 
 @torch.no_grad()
@@ -222,23 +253,29 @@ def logprobs(model, seqs):
     return F.log_softmax(pred, dim=-1).gather(-1, targets).squeeze(-1)
 
 
-def bench_logprobs(name):
+def bench_logprobs(name, prefix=""):
     vocab, d, layers, heads, ctx, batch = CONFIGS[name]
     torch.manual_seed(0)
     model = make_model(name, max(ctx, SEQ_LEN))
     model.eval()
     seqs = torch.randint(0, vocab, (PROMPTS, SEQ_LEN))
-    yield Workload("logprobs", "logprobs", lambda: logprobs(model, seqs), shape=f"{PROMPTS}x{SEQ_LEN}", config=name)
+    yield Workload(prefix + "logprobs", prefix + "logprobs", lambda: logprobs(model, seqs),
+                   shape=f"{PROMPTS}x{SEQ_LEN}", config=name)
 
 
 BENCHES = {"train": bench_train, "generate": bench_generate, "logprobs": bench_logprobs}
+# The generic family: the same functions, workloads named generic_*, generate_cache with a torch.cat cache.
+GENERIC = {f"generic_{b}": (lambda c, f=f: f(c, prefix="generic_")) for b, f in BENCHES.items()}
+GROUPS = {"tinygpt": list(BENCHES), "generic": list(GENERIC), "all": list(BENCHES) + list(GENERIC)}
 
 
 # ---------------------------------------------------------------------------------------- main
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("benches", nargs="+", help="train, generate, logprobs, tinygpt (all three) or all")
+    p.add_argument("benches", nargs="+",
+                   help="train, generate, logprobs, tinygpt (all three), generic_train, generic_generate, "
+                        "generic_logprobs, generic (those three) or all")
     p.add_argument("--config", default="S,M,L", help="S, M, L or a comma-separated list (default S,M,L)")
     p.add_argument("--reps", type=int, default=20, help="timed repetitions per workload (default 20)")
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
@@ -253,20 +290,21 @@ def main(argv=None):
             p.error(f"--config must be one or more of {', '.join(CONFIGS)}, got '{c}'")
 
     names = []
+    benches = {**BENCHES, **GENERIC}
     for b in args.benches:
-        if b in ("all", "tinygpt"):
-            names += list(BENCHES)
-        elif b in BENCHES:
+        if b in GROUPS:
+            names += GROUPS[b]
+        elif b in benches:
             names.append(b)
         else:
-            p.error(f"unknown bench '{b}'; choose from {', '.join(list(BENCHES) + ['tinygpt', 'all'])}")
+            p.error(f"unknown bench '{b}'; choose from {', '.join(list(benches) + list(GROUPS))}")
     names = list(dict.fromkeys(names))
 
     torch.set_num_threads(args.threads)
     report_blas()
     for name in names:
         for c in configs:
-            for w in BENCHES[name](c):
+            for w in benches[name](c):
                 print(json.dumps(measure(w, args.reps, args.warmup, args.threads, args.budget)), flush=True)
 
 
