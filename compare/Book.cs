@@ -230,7 +230,8 @@ public static partial class Book
             body.Append("<p>Sample efficiency: every algorithm's gold metric against the completions it sampled " +
                 "to make training data, mean of the seeds with the band from the lowest to the highest. DPO learns " +
                 "offline from pairs sampled once from the base model, so it is one bar: its final score over the " +
-                "seeds at the number of samples behind its pairs. The reward model (chapter 5) is left out: its " +
+                "seeds at the number of samples behind its pairs. Chapter 2's curve is the accuracy of its training " +
+                "batches (it scores held-out prompts only at the end). The reward model (chapter 5) is left out: its " +
                 "metric is preference accuracy.</p>\n" +
                 $"<img src=\"{ResultsFolder}/sample-efficiency.svg\" alt=\"gold metric against samples generated, " +
                 "every algorithm\">\n");

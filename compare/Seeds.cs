@@ -191,8 +191,11 @@ public static class Seeds
     {
         var plot = new SvgPlot($"{c.Chapter} — {seeds} seeds") { Columns = 1 };
         var k = c.Curve;
-        string name = $"mean of {seeds} seeds (band: min–max)";
-        plot.Add(c.Runs[0].Metric, new Series(name, k.Steps, k.Mean) { Low = k.Min, High = k.Max, XLabel = "step" })
+        string name = "mean, min–max band";
+        var source = Sources[c.Chapter];
+        string title = source.Window > 1                  // chapter 2 evaluates held-out prompts only at the end
+            ? $"{source.Column} of the training batches (mean of {source.Window} steps)" : c.Runs[0].Metric;
+        plot.Add(title, new Series(name, k.Steps, k.Mean) { Low = k.Min, High = k.Max, XLabel = "step" })
             .HLine(Stat.Of(c.Runs.Select(r => r.Base)).Mean, "base");
         return plot;
     }
@@ -212,7 +215,8 @@ public static class Seeds
             foreach (var c in chapters.Where(c => picks.Any(p => c.Chapter.StartsWith(p, StringComparison.Ordinal))))
             {
                 var k = c.Curve;
-                string name = Program.Algorithms.GetValueOrDefault(c.Chapter, c.Chapter);
+                string name = Program.Algorithms.GetValueOrDefault(c.Chapter, c.Chapter)
+                              + (Seeds.Sources[c.Chapter].Window > 1 ? " (batches)" : "");
                 series.Add(Seeds.Sources[c.Chapter].Online
                     ? new Series(name, k.Samples, k.Mean) { Low = k.Min, High = k.Max, XLabel = "samples generated" }
                     : new Series(name + " (offline: final)", [k.Samples[^1], k.Samples[^1]], [c.Final.Min, c.Final.Max])

@@ -218,7 +218,9 @@ public sealed class SvgPlot(string title = "")
             double lw = Math.Min(x1 - x0 - 8, 30 + 6.4 * entries.Max(e => e.Name.Length));
             double lh = 6 + 14 * entries.Count;
             // Put it in the corner that hides the fewest points (top-right on a tie).
-            var pts = panel.Series.SelectMany(s => Finite(s)).Select(p => (x: Sx(p.x), y: Sy(p.y)))
+            // Each point and the midpoint of each segment (a line between sparse points hides under a legend too).
+            var pts = panel.Series.SelectMany(s => Finite(s).Concat(Finite(s).Zip(Finite(s).Skip(1),
+                    (a, b) => (x: (a.x + b.x) / 2, y: (a.y + b.y) / 2)))).Select(p => (x: Sx(p.x), y: Sy(p.y)))
                 .Concat(panel.Series.Where(s => s.Low is not null && s.High is not null).SelectMany(s =>
                     s.X.Zip(s.Low!, s.High!).SelectMany(p => new[] { (x: Sx(p.First), y: Sy(p.Second)),
                                                                      (x: Sx(p.First), y: Sy(p.Third)) })))
