@@ -17,6 +17,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Text;
+using System.Text.Json;
 using System.Text.RegularExpressions;
 using MinRL;
 
@@ -106,14 +107,18 @@ public static partial class Book
             .OfType<string>());
         string results = Path.Combine(root, Folder, ResultsFolder);
         var pages = new SortedDictionary<string, string>(StringComparer.Ordinal) { ["book.css"] = Css };
+        var titles = new List<string>();
         for (int i = 0; i < chapters.Count; i++)
         {
             string c = chapters[i];
-            pages[c + ".html"] = ChapterPage(c, File.ReadAllText(Path.Combine(root, c, "Program.cs")),
-                ReadOrEmpty(Path.Combine(root, "docs", c + ".md")), ReadOrEmpty(Path.Combine(results, c + ".md")),
+            var sections = Sections(File.ReadAllText(Path.Combine(root, c, "Program.cs")));
+            string title = sections[0].Doc.FirstOrDefault() ?? c;       // the chapter's first comment line
+            titles.Add(title);
+            pages[c + ".html"] = ChapterPage(c, title, sections, ReadOrEmpty(Path.Combine(root, "docs", c + ".md")),
+                ReadOrEmpty(Path.Combine(results, c + ".md")),
                 i > 0 ? chapters[i - 1] : null, i + 1 < chapters.Count ? chapters[i + 1] : null);
         }
-        pages["index.html"] = IndexPage(root, chapters, ReadOrEmpty(Path.Combine(results, "book.md")),
+        pages["index.html"] = IndexPage(chapters, titles, ReadOrEmpty(Path.Combine(results, "book.md")),
             ReadOrEmpty(Path.Combine(results, "seeds.json")));
         return pages;
     }
@@ -145,11 +150,9 @@ public static partial class Book
         return sections;
     }
 
-    static string ChapterPage(string chapter, string source, string docsPage, string resultsTable,
-        string? previous, string? next)
+    static string ChapterPage(string chapter, string title, List<Section> sections, string docsPage,
+        string resultsTable, string? previous, string? next)
     {
-        var sections = Sections(source);
-        string title = sections[0].Doc.FirstOrDefault() ?? chapter;
         var body = new StringBuilder();
         body.Append(Nav(previous, next));
         bool resultsShown = resultsTable.Length == 0;
@@ -200,27 +203,25 @@ public static partial class Book
         return "<div class=\"exercises\" id=\"exercises\">\n" + Markdown(text.Split('\n')) + "</div>\n";
     }
 
-    static string IndexPage(string root, List<string> chapters, string bookTable, string seedsJson)
+    static string IndexPage(List<string> chapters, List<string> titles, string bookTable, string seedsJson)
     {
         var body = new StringBuilder();
         body.Append("<h1>MinRL — reinforcement learning for language models, in C#</h1>\n<p>Eight algorithms, " +
             "each one commented program that trains the same tiny GPT on the same tasks. Each page below puts the " +
             "chapter's derivation beside the code that computes it, ends with what its runs measured, and with " +
             "exercises. The <a href=\"../../README.md\">README</a> says how to run them.</p>\n<ol class=\"toc\">\n");
-        foreach (var c in chapters)
-        {
-            var lines = File.ReadAllLines(Path.Combine(root, c, "Program.cs"));
-            string first = lines.FirstOrDefault()?.TrimStart('/', ' ') ?? c;
-            body.Append($"<li><a href=\"{c}.html\">{Esc(first)}</a></li>\n");
-        }
+        for (int i = 0; i < chapters.Count; i++)
+            body.Append($"<li><a href=\"{chapters[i]}.html\">{Esc(titles[i])}</a></li>\n");
         body.Append("</ol>\n");
         if (bookTable.Length > 0)
         {
-            var seeds = Regex.Match(seedsJson, "\"seeds\":\\s*\\[([^\\]]*)\\]").Groups[1].Value;
-            string seedList = string.Join(", ", seeds.Split(',', StringSplitOptions.TrimEntries
-                                                                  | StringSplitOptions.RemoveEmptyEntries));
-            string engine = Regex.Match(seedsJson, "\"engine\":\\s*\"([^\"]*)\"").Groups[1].Value;
-            string date = Regex.Match(seedsJson, "\"date\":\\s*\"([^\"]*)\"").Groups[1].Value;
+            // seeds.json, as Seeds.Report writes it: which seeds, on which engine, on which day.
+            using var json = JsonDocument.Parse(seedsJson.Length > 0 ? seedsJson : "{}");
+            var top = json.RootElement;
+            string seedList = top.TryGetProperty("seeds", out var seeds)
+                ? string.Join(", ", seeds.EnumerateArray().Select(x => x.GetInt64())) : "";
+            string engine = top.TryGetProperty("engine", out var e) ? e.GetString() ?? "" : "";
+            string date = top.TryGetProperty("date", out var d) ? d.GetString() ?? "" : "";
             body.Append($"<h2 id=\"results\">The book over seeds {Esc(seedList)}</h2>\n<p>Every chapter with its " +
                 $"default options on each seed (<code>dotnet run -c Release --project compare -- --seeds 1-5</code>; " +
                 $"{Esc(engine)}, {Esc(date)}): the gold metric after training as mean ± std over the seeds (std with " +

@@ -87,7 +87,7 @@ public static class Program
                                         "run one chapter with its own --steps instead");
         if (args.Seeds.Length > 0) return RunSeeds(args);
         string root = RepoRoot();
-        var chapters = Select(args.Chapters, Directory.GetDirectories(root).Select(Path.GetFileName).OfType<string>());
+        var chapters = Chapters(root, args.Chapters);
         var variants = ParseVariants(args.Variants);
         var summaries = new List<RunSummary>();
         var rows = new List<object?[]>();
@@ -131,7 +131,7 @@ public static class Program
         if (args.Variants.Length > 0)
             throw new LabUsageException("compare: --variants runs one seed; give it without --seeds");
         string root = RepoRoot();
-        var chapters = Select(args.Chapters, Directory.GetDirectories(root).Select(Path.GetFileName).OfType<string>());
+        var chapters = Chapters(root, args.Chapters);
         var seeds = Seeds.Parse(args.Seeds);
         string quick = args.Quick ? "-quick" : "";
         // By default next to compare's own seed folders: runs/compare/seed<N>, as `compare --seed N` writes them.
@@ -171,6 +171,11 @@ public static class Program
         Lab.Print($"written: {dir}/book.md, seeds.json, sample-efficiency.svg, and a table and a figure per chapter");
         return 0;
     }
+
+    /// <summary>The chapter folders of the repository at <paramref name="root"/> that <paramref name="spec"/> names
+    /// (see <see cref="Select"/>).</summary>
+    public static List<string> Chapters(string root, string spec) =>
+        Select(spec, Directory.GetDirectories(root).Select(Path.GetFileName).OfType<string>());
 
     /// <summary>The chapter folders named by <paramref name="spec"/> ("all", or numbers / folder names
     /// separated by commas), in book order. An unknown name is an error listing the chapters.</summary>
@@ -225,7 +230,7 @@ public static class Program
         Math.Round(s.PeakMb),
     ];
 
-    static object Count(RunSummary s, string key) =>
+    public static object Count(RunSummary s, string key) =>
         s.Extra.TryGetValue(key, out var v) && v is double d ? (long)Math.Round(d) : "—";
 
     /// <summary>A GitHub-flavoured markdown table (numbers as <see cref="Lab.Fmt"/> prints them).</summary>

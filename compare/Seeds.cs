@@ -36,6 +36,7 @@ public sealed record CurveSource(string Column, int Window = 1, bool Online = tr
 /// <summary>One chapter over the seeds: its runs, the statistics of the table, its mean curve.</summary>
 public sealed record ChapterSeeds(string Chapter, List<RunSummary> Runs, Curve Curve)
 {
+    public Stat Base => Stat.Of(Runs.Select(r => r.Base));
     public Stat Final => Stat.Of(Runs.Select(r => r.Final));
     public Stat Kl => Stat.Of(Runs.Select(r => r.Kl));
     public Stat Wall => Stat.Of(Runs.Select(r => r.WallS));
@@ -160,10 +161,10 @@ public static class Seeds
         .. chapters.Select(c => new object?[]
         {
             c.Chapter, Program.Algorithms.GetValueOrDefault(c.Chapter, c.Chapter), c.Runs[0].Metric,
-            Stat.Of(c.Runs.Select(r => r.Base)).Text(), c.Final.Text(),
+            c.Base.Text(), c.Final.Text(),
             $"{c.Worst.Final.ToString("F3", CultureInfo.InvariantCulture)} (seed {c.Worst.Seed})",
             c.Kl.Text(2), c.Wall.Text(1), c.Peak.Text(0),
-            Number(c.Runs[0], "samples_generated") is var n && double.IsFinite(n) ? (long)n : "—",
+            Program.Count(c.Runs[0], "samples_generated"),
         }),
     ];
 
@@ -179,7 +180,7 @@ public static class Seeds
             r.Seed.ToString(CultureInfo.InvariantCulture), F(r.Base, 3), F(r.Final, 3), F(r.Kl, 2), F(r.WallS, 1),
             F(r.PeakMb, 0),
         }).ToList();
-        rows.Add(["mean ± std", Stat.Of(c.Runs.Select(r => r.Base)).Text(), c.Final.Text(), c.Kl.Text(2),
+        rows.Add(["mean ± std", c.Base.Text(), c.Final.Text(), c.Kl.Text(2),
                   c.Wall.Text(1), c.Peak.Text(0)]);
         var w = c.Worst;
         rows.Add([$"worst (seed {w.Seed})", F(w.Base, 3), F(w.Final, 3), F(w.Kl, 2), F(w.WallS, 1), F(w.PeakMb, 0)]);
@@ -196,7 +197,7 @@ public static class Seeds
         string title = source.Window > 1                  // chapter 2 evaluates held-out prompts only at the end
             ? $"{source.Column} of the training batches (mean of {source.Window} steps)" : c.Runs[0].Metric;
         plot.Add(title, new Series(name, k.Steps, k.Mean) { Low = k.Min, High = k.Max, XLabel = "step" })
-            .HLine(Stat.Of(c.Runs.Select(r => r.Base)).Mean, "base");
+            .HLine(c.Base.Mean, "base");
         return plot;
     }
 
@@ -215,9 +216,10 @@ public static class Seeds
             foreach (var c in chapters.Where(c => picks.Any(p => c.Chapter.StartsWith(p, StringComparison.Ordinal))))
             {
                 var k = c.Curve;
+                var source = Sources[c.Chapter];
                 string name = Program.Algorithms.GetValueOrDefault(c.Chapter, c.Chapter)
-                              + (Seeds.Sources[c.Chapter].Window > 1 ? " (batches)" : "");
-                series.Add(Seeds.Sources[c.Chapter].Online
+                              + (source.Window > 1 ? " (batches)" : "");
+                series.Add(source.Online
                     ? new Series(name, k.Samples, k.Mean) { Low = k.Min, High = k.Max, XLabel = "samples generated" }
                     : new Series(name + " (offline: final)", [k.Samples[^1], k.Samples[^1]], [c.Final.Min, c.Final.Max])
                       { XLabel = "samples generated" });
