@@ -24,7 +24,10 @@ public static partial class torch
     /// </remarks>
     public partial class Tensor : IDisposable
     {
-        internal Array _storage;
+        private Array _data;
+        private Storage? _owner;       // the pool's record of _data, or null when the garbage collector owns it
+        private DisposeScope? _scope;  // the dispose scope that will dispose this tensor, if any
+        private bool _disposed;
         internal long[] _shape;
         internal int _numel;
         internal ScalarType _dtype;
@@ -35,11 +38,22 @@ public static partial class torch
 
         internal Tensor(Array storage, long[] shape, ScalarType dtype)
         {
-            _storage = storage;
+            _data = storage;
             _shape = shape;
             _numel = checked((int)Shapes.Numel(shape));
             _dtype = dtype;
             if (storage.Length < _numel) throw new ArgumentException("internal: storage smaller than shape");
+            Hold(StoragePool.OwnerOf(storage));
+        }
+
+        /// <summary>Takes a handle on a pooled storage (views and detached tensors share it) and joins the innermost
+        /// dispose scope, which will let go of it; tensors the garbage collector owns need neither.</summary>
+        private void Hold(Storage? owner)
+        {
+            _owner = owner;
+            if (owner is null) return;
+            Interlocked.Increment(ref owner.Handles);
+            DisposeScope.Current?.Add(this);
         }
 
         /// <summary>Copy constructor for <c>Parameter</c>: shares <paramref name="data"/>'s storage.</summary>
@@ -64,6 +78,26 @@ public static partial class torch
 
         // ---------------------------------------------------------------- storage access (internal)
 
+        /// <summary>The storage array; throws once the tensor was disposed and its memory went back to the
+        /// pool.</summary>
+        internal Array _storage => _owner is { Released: true } ? throw Freed() : _data;
+
+        private ObjectDisposedException Freed() => new("Tensor",
+            $"this tensor (shape {ShapeString}) was disposed and its memory reused: it was made inside a dispose " +
+            "scope that has ended, or Dispose() was called on it. Keep it past the scope with " +
+            "MoveToOuterDisposeScope() or DetachFromDisposeScope() (as TorchSharp requires too)");
+
+        /// <summary>Points this tensor at <paramref name="source"/>'s storage (converting a parameter in
+        /// place).</summary>
+        internal void ShareStorage(Tensor source)
+        {
+            var old = _owner;
+            _data = source._storage;
+            _owner = StoragePool.OwnerOf(_data);
+            if (_owner is not null) Interlocked.Increment(ref _owner.Handles);
+            if (old is not null) StoragePool.Release(old);
+        }
+
         internal T[] Arr<T>() => Unsafe.As<T[]>(_storage);
         internal Span<T> Span<T>() => new(Unsafe.As<T[]>(_storage), 0, _numel);
         internal ReadOnlySpan<T> RSpan<T>() => new(Unsafe.As<T[]>(_storage), 0, _numel);
@@ -72,7 +106,7 @@ public static partial class torch
         internal static Tensor Empty(long[] shape, ScalarType dtype)
         {
             int n = checked((int)Shapes.Numel(shape));
-            Array storage = dtype switch
+            Array storage = StoragePool.Rent(dtype, n) ?? dtype switch
             {
                 ScalarType.Float32 => GC.AllocateUninitializedArray<float>(n),
                 ScalarType.Float64 => GC.AllocateUninitializedArray<double>(n),
@@ -87,6 +121,11 @@ public static partial class torch
         internal static Tensor Zeros(long[] shape, ScalarType dtype)
         {
             int n = checked((int)Shapes.Numel(shape));
+            if (StoragePool.Rent(dtype, n) is Array pooled)
+            {
+                Array.Clear(pooled);
+                return new Tensor(pooled, shape, dtype);
+            }
             Array storage = dtype switch
             {
                 ScalarType.Float32 => new float[n],
@@ -122,7 +161,10 @@ public static partial class torch
         internal void SetRequiresGradUnchecked(bool value) => _requiresGrad = value;
 
         /// <summary>The gradient accumulated by <see cref="backward()"/> (leaves only), or null.</summary>
-        public Tensor? grad { get; set; }
+        /// <remarks>A gradient outlives dispose scopes (libtorch's parameter holds it), so setting one takes it out
+        /// of its scope.</remarks>
+        public Tensor? grad { get => _grad; set => _grad = value?.DetachFromDisposeScope(); }
+        private Tensor? _grad;
 
         /// <summary>True for tensors not produced by a recorded op (inputs, parameters, detached tensors).</summary>
         public bool is_leaf => grad_fn is null;
@@ -131,18 +173,20 @@ public static partial class torch
         public string? grad_fn_name => grad_fn?.Name;
 
         /// <summary>Back-propagates from this scalar: accumulates d(this)/d(leaf) into every leaf's <c>.grad</c>.</summary>
-        public void backward() => Autograd.Backward(this, null, create_graph: false);
+        public void backward() => Autograd.Backward(this, null, retain_graph: false, create_graph: false);
 
         /// <summary>Back-propagates with an explicit gradient of the same shape as this tensor (for non-scalars):
-        /// TorchSharp's signature, where <paramref name="grad_tensors"/> holds that one gradient. MinTorch keeps the
-        /// graph in any case, so <paramref name="retain_graph"/> changes nothing; <paramref name="inputs"/> must be null.</summary>
+        /// TorchSharp's signature, where <paramref name="grad_tensors"/> holds that one gradient. Unless
+        /// <paramref name="retain_graph"/> or <paramref name="create_graph"/> is set, the graph is done with afterwards
+        /// (as in PyTorch); <paramref name="inputs"/> must be null.</summary>
         public void backward(IList<Tensor>? grad_tensors, bool create_graph = false, bool retain_graph = false,
             IList<Tensor>? inputs = null)
         {
             if (grad_tensors is { Count: > 1 })
                 throw new ArgumentException($"backward: one tensor takes one gradient, got {grad_tensors.Count}");
             if (inputs is not null) throw new NotSupportedException("backward: inputs is not supported by MinTorch");
-            Autograd.Backward(this, grad_tensors is { Count: 1 } ? grad_tensors[0] : null, create_graph);
+            Autograd.Backward(this, grad_tensors is { Count: 1 } ? grad_tensors[0] : null,
+                retain_graph || create_graph, create_graph);
         }
 
         /// <summary>A tensor sharing this one's storage, cut out of the autograd graph.</summary>
@@ -364,15 +408,34 @@ public static partial class torch
             _ => Arr<bool>()[i] ? "True" : "False",
         };
 
-        /// <summary>Tensors are garbage collected; Dispose exists for TorchSharp compatibility and drops
-        /// the references this tensor holds so its memory can be reclaimed early.</summary>
-        public virtual void Dispose() { grad = null; GC.SuppressFinalize(this); }
+        /// <summary>Lets go of this tensor's memory, as in TorchSharp. A large float tensor's storage goes back to
+        /// MinTorch's pool once every tensor sharing it is disposed and no recorded op that may need it is waiting
+        /// for its backward pass (see <c>Storage.cs</c>); the tensor must not be used after that. Other tensors are
+        /// left to the garbage collector. Disposing twice does nothing.</summary>
+        public virtual void Dispose()
+        {
+            if (_disposed) return;
+            _disposed = true;
+            grad = null;
+            _scope = null;
+            if (_owner is not null) StoragePool.Release(_owner);
+            GC.SuppressFinalize(this);
+        }
 
-        /// <summary>TorchSharp: keep this tensor alive past the innermost dispose scope (it joins the next one
-        /// out). MinTorch has nothing to free, so it returns the tensor itself (see <see cref="torch.NewDisposeScope"/>).</summary>
-        public Tensor MoveToOuterDisposeScope() => this;
-        /// <summary>TorchSharp: take this tensor out of every dispose scope (the caller disposes it). A no-op here.</summary>
-        public Tensor DetachFromDisposeScope() => this;
+        /// <summary>Keeps this tensor past the innermost dispose scope that holds it: it joins the next scope out, or
+        /// no scope when there is none (as in TorchSharp).</summary>
+        public Tensor MoveToOuterDisposeScope()
+        {
+            if (_scope is not null) { _scope = _scope.Outer; _scope?.Add(this); }
+            return this;
+        }
+
+        /// <summary>Takes this tensor out of every dispose scope: it lives until it is disposed or collected.</summary>
+        public Tensor DetachFromDisposeScope() { _scope = null; return this; }
+
+        /// <summary>The scope this tensor joined (set by <see cref="DisposeScope"/>).</summary>
+        internal DisposeScope? Scope { get => _scope; set => _scope = value; }
+        internal bool IsDisposed => _disposed;
     }
 
     /// <summary>A read-only view of a tensor's elements (what TorchSharp's <c>data&lt;T&gt;()</c> returns).</summary>

@@ -58,10 +58,9 @@ public static partial class torch
     public static bool is_grad_enabled() => Autograd.GradEnabled;
     public static void set_grad_enabled(bool enabled) => _ = new Autograd.GradMode(enabled);
 
-    /// <summary>TorchSharp frees native memory in dispose scopes: every tensor made while a scope is open is
-    /// disposed with it, unless moved out (<see cref="Tensor.MoveToOuterDisposeScope"/>). MinTorch's tensors are
-    /// managed arrays that the garbage collector reclaims, so a scope has nothing to do; it exists so that code
-    /// written for TorchSharp compiles and runs unchanged.</summary>
+    /// <summary>Opens a dispose scope: every tensor made while it is open is disposed with it, unless moved out
+    /// (<see cref="Tensor.MoveToOuterDisposeScope"/>). TorchSharp frees native memory there; MinTorch hands large
+    /// float tensors' storage back to its pool for the next step to reuse (see <see cref="DisposeScope"/>).</summary>
     public static DisposeScope NewDisposeScope() => new();
 
     public static partial class autograd
@@ -69,12 +68,13 @@ public static partial class torch
         /// <summary>
         /// Gradients of <paramref name="outputs"/> with respect to <paramref name="inputs"/>, returned (not
         /// accumulated into <c>.grad</c>). With <paramref name="create_graph"/> the returned gradients are
-        /// themselves differentiable (double backward). The graph is always kept, so
-        /// <paramref name="retain_graph"/> has no effect.
+        /// themselves differentiable (double backward). Unless <paramref name="retain_graph"/> or
+        /// <paramref name="create_graph"/> is set, the graph is done with afterwards (as in PyTorch): going back
+        /// through it again is an error.
         /// </summary>
         public static IList<Tensor> grad(IList<Tensor> outputs, IList<Tensor> inputs, IList<Tensor>? grad_outputs = null,
             bool retain_graph = false, bool create_graph = false, bool allow_unused = false)
-            => Autograd.Grad(outputs, inputs, grad_outputs, create_graph, allow_unused);
+            => Autograd.Grad(outputs, inputs, grad_outputs, retain_graph || create_graph, create_graph, allow_unused);
     }
 
     // ------------------------------------------------------------------ creation from data

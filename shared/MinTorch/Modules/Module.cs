@@ -82,7 +82,7 @@ public static partial class torch
                 CheckName(name, "register_buffer");
                 if (_buffers.ContainsKey(name) || _parameters.ContainsKey(name))
                     throw new InvalidOperationException($"register_buffer: '{name}' is already registered in {this.name}");
-                _buffers.Add(name, tensor);
+                _buffers.Add(name, tensor.DetachFromDisposeScope());   // lives as long as the module
                 if (!persistent) _nonPersistent.Add(name);
             }
 
@@ -332,7 +332,7 @@ public static partial class torch
                     if (t._dtype == dtype || !t.IsFloat) continue;
                     Tensor converted;
                     using (no_grad()) converted = t.detach().to_type(dtype);
-                    t._storage = converted._storage;
+                    t.ShareStorage(converted);
                     t._dtype = dtype;
                     t.grad = null;
                 }

@@ -128,7 +128,7 @@ public class SGD : Optimizer, IMomentum
             bool first = false;
             if (mu != 0 && !_momentum_buffers.TryGetValue(p, out buf))
             {
-                buf = Tensor.Empty(p._shape, p._dtype);
+                buf = Tensor.Empty(p._shape, p._dtype).DetachFromDisposeScope();   // state outlives the step's scope
                 _momentum_buffers[p] = buf;
                 first = true;
             }
@@ -361,6 +361,10 @@ internal static class OptimKernels
     }
 
     /// <summary>One Adam/AdamW step for every parameter of a group that has a gradient.</summary>
+    /// <summary>A zero state tensor shaped like <paramref name="p"/>; it lives as long as the optimizer, past the
+    /// dispose scope of the step that made it.</summary>
+    static Tensor State(Parameter p) => Tensor.Zeros(p._shape, p._dtype).DetachFromDisposeScope();
+
     internal static void AdamGroup(List<Parameter> ps, Dictionary<Parameter, AdamState> states, double lr, double beta1, double beta2,
         double eps, double l2, double decoupled, bool amsgrad, bool maximize, string op)
     {
@@ -371,11 +375,11 @@ internal static class OptimKernels
             CheckGrad(p, g, op);
             if (!states.TryGetValue(p, out var s))
             {
-                s = new AdamState { exp_avg = Tensor.Zeros(p._shape, p._dtype), exp_avg_sq = Tensor.Zeros(p._shape, p._dtype) };
-                if (amsgrad) s.max_exp_avg_sq = Tensor.Zeros(p._shape, p._dtype);
+                s = new AdamState { exp_avg = State(p), exp_avg_sq = State(p) };
+                if (amsgrad) s.max_exp_avg_sq = State(p);
                 states[p] = s;
             }
-            if (amsgrad) s.max_exp_avg_sq ??= Tensor.Zeros(p._shape, p._dtype);
+            if (amsgrad) s.max_exp_avg_sq ??= State(p);
             CheckState(p, s.exp_avg, op);
             s.step++;
             // The scalars, computed in double as PyTorch does in Python, then rounded to the parameter's dtype.

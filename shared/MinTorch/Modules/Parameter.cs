@@ -18,5 +18,6 @@ public class Parameter : Tensor
     public Parameter(Tensor data, bool requires_grad = true) : base(data)
     {
         this.requires_grad = requires_grad;
+        DetachFromDisposeScope();   // a module's parameter lives as long as the module, past any dispose scope
     }
 }
