@@ -51,6 +51,8 @@ public static class Harness
         var times = new List<double>(o.Reps);
         double spent = 0;
         int[] gcBefore = [GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2)];
+        var pauseBefore = GC.GetTotalPauseDuration();
+        long allocBefore = GC.GetTotalAllocatedBytes();
         for (int r = 0; r < o.Reps && (r < MinReps || spent < o.BudgetSeconds * 1000); r++)
         {
             long t0 = Stopwatch.GetTimestamp();
@@ -62,6 +64,10 @@ public static class Harness
         // Garbage collections per timed call, by generation (a gen2 collection also costs the finalizer thread
         // a trim of every shared ArrayPool): where a median strays far above the minimum, look here first.
         var gcPerCall = Enumerable.Range(0, 3).Select(g => Math.Round((GC.CollectionCount(g) - gcBefore[g]) / (double)times.Count, 3)).ToArray();
+
+        // Time the collector paused the program and bytes allocated, per timed call: what a storage pool saves.
+        double pauseMs = (GC.GetTotalPauseDuration() - pauseBefore).TotalMilliseconds / times.Count;
+        double allocMb = (GC.GetTotalAllocatedBytes() - allocBefore) / 1048576.0 / times.Count;
 
         var line = new JsonObject
         {
@@ -75,6 +81,8 @@ public static class Harness
             ["min_ms"] = Math.Round(times.Min(), 4),
             ["warmup_calls"] = calls,
             ["gc_per_call"] = new JsonArray(gcPerCall.Select(v => (JsonNode?)v).ToArray()),
+            ["gc_pause_ms_per_call"] = Math.Round(pauseMs, 3),
+            ["alloc_mb_per_call"] = Math.Round(allocMb, 2),
         };
         if (w.Shape is not null) line["shape"] = w.Shape;
         if (w.Flops > 0) line["gflops"] = Math.Round(w.Flops / median / 1e6, 3);
