@@ -36,22 +36,41 @@ internal sealed class Storage
     internal Storage(Array data, long birth) { Data = data; Birth = birth; }
 }
 
-/// <summary>Arrays of float32 and float64 storage kept for reuse, by exact length (a training loop asks for the same
-/// sizes step after step).</summary>
+/// <summary>Arrays of float32 and float64 storage kept for reuse.</summary>
+/// <remarks>Arrays are sized in classes: a request is rounded up to the next multiple of an eighth of its power of
+/// two (at most 12.5% unused), so a sequence that grows by one token a step still finds last step's arrays. A tensor
+/// may therefore sit on an array longer than its elements; every kernel reads and writes <c>numel</c> elements from
+/// its offsets, never the array's length. When more than <see cref="MaxPooledBytes"/> wait, the sizes asked for
+/// least recently go first.</remarks>
 internal static class StoragePool
 {
     /// <summary>Arrays shorter than this are left to the garbage collector: they die young and cheaply.</summary>
     internal const int MinLength = 4096;
-    /// <summary>At most this many bytes wait in the pool; beyond it a released array is dropped.</summary>
+    /// <summary>At most this many bytes wait in the pool.</summary>
     internal const long MaxPooledBytes = 1L << 30;
 
+    private sealed class Bucket
+    {
+        internal readonly Stack<Array> Arrays = new();
+        internal long LastUse;
+    }
+
     private static readonly object Lock = new();
-    private static readonly Dictionary<(bool Double, int Length), Stack<Array>> Free = new();
+    private static readonly Dictionary<(bool Double, int Length), Bucket> Free = new();
     private static readonly ConditionalWeakTable<Array, Storage> Owners = new();
-    private static long _pooledBytes;
+    private static long _pooledBytes, _clock;
 
     /// <summary>Statistics for tests: arrays handed out again and arrays returned.</summary>
     internal static long Reused, Returned;
+
+    /// <summary>The array length that serves <paramref name="n"/> elements: n rounded up to a multiple of 2^(k-3),
+    /// where 2^k ≤ n &lt; 2^(k+1).</summary>
+    internal static int Capacity(int n)
+    {
+        int step = Math.Max(1, (int)(System.Numerics.BitOperations.RoundUpToPowerOf2((uint)n + 1) >> 4));
+        long c = ((long)n + step - 1) / step * step;
+        return c > Array.MaxLength ? n : (int)c;
+    }
 
     /// <summary>A storage for a float32 or float64 tensor of <paramref name="n"/> elements, or null when the pool
     /// does not serve it (too small, another dtype); contents are whatever the array held before.</summary>
@@ -59,17 +78,26 @@ internal static class StoragePool
     {
         if (n < MinLength || dtype is not (ScalarType.Float32 or ScalarType.Float64)) return null;
         bool dbl = dtype == ScalarType.Float64;
+        int length = Capacity(n);
         Array? data = null;
         lock (Lock)
         {
-            if (Free.TryGetValue((dbl, n), out var stack) && stack.Count > 0)
-            {
-                data = stack.Pop();
-                _pooledBytes -= Bytes(data);
-                Reused++;
-            }
+            if (!Free.TryGetValue((dbl, length), out var bucket)) Free[(dbl, length)] = bucket = new Bucket();
+            bucket.LastUse = ++_clock;
+            // This size, else the next sizes up to twice as long: a sequence growing by a token a step, or a new
+            // batch starting short again, takes what the longer steps before it gave back.
+            for (int c = length; c <= 2L * length && data is null; c = Capacity(c + 1))
+                if (Free.TryGetValue((dbl, c), out var b) && b.Arrays.Count > 0)
+                {
+                    data = b.Arrays.Pop();
+                    _pooledBytes -= Bytes(data);
+                    Reused++;
+                }
         }
-        data ??= dbl ? GC.AllocateUninitializedArray<double>(n) : GC.AllocateUninitializedArray<float>(n);
+        // A new array goes on the pinned-object heap: pooled arrays live long, and there the collector never
+        // copies them (in the young generations it copied the live ones at every collection).
+        data ??= dbl ? GC.AllocateUninitializedArray<double>(length, pinned: true)
+                   : GC.AllocateUninitializedArray<float>(length, pinned: true);
         Owners.AddOrUpdate(data, new Storage(data, Autograd.RecordCount));
         return data;
     }
@@ -87,12 +115,24 @@ internal static class StoragePool
         lock (Lock)
         {
             Returned++;
-            if (_pooledBytes + bytes > MaxPooledBytes) return;
             var key = (s.Data is double[], s.Data.Length);
-            if (!Free.TryGetValue(key, out var stack)) Free[key] = stack = new Stack<Array>();
-            stack.Push(s.Data);
+            if (!Free.TryGetValue(key, out var bucket)) Free[key] = bucket = new Bucket { LastUse = ++_clock };
+            while (_pooledBytes + bytes > MaxPooledBytes && EvictOldest(bucket)) { }
+            if (_pooledBytes + bytes > MaxPooledBytes) return;
+            bucket.Arrays.Push(s.Data);
             _pooledBytes += bytes;
         }
+    }
+
+    /// <summary>Drops the arrays of the size asked for least recently (not <paramref name="keep"/>'s).</summary>
+    private static bool EvictOldest(Bucket keep)
+    {
+        Bucket? oldest = null;
+        foreach (var b in Free.Values)
+            if (b != keep && b.Arrays.Count > 0 && (oldest is null || b.LastUse < oldest.LastUse)) oldest = b;
+        if (oldest is null) return false;
+        while (oldest.Arrays.Count > 0) _pooledBytes -= Bytes(oldest.Arrays.Pop());
+        return true;
     }
 
     private static long Bytes(Array a) => (long)a.Length * (a is double[] ? 8 : 4);

@@ -32,6 +32,38 @@ public class StorageTests
     }
 
     [Fact]
+    public void Sizes_round_up_by_at_most_an_eighth()
+    {
+        int last = 0;
+        for (int n = StoragePool.MinLength; n < 3_000_000; n += n / 7 + 1)
+        {
+            int c = StoragePool.Capacity(n);
+            Assert.InRange(c, n, n + n / 8);
+            Assert.True(c >= last, $"capacity {c} of {n} is below the one before ({last})");
+            last = c;
+        }
+        Assert.Equal(20_480, StoragePool.Capacity(20_000));          // 16,384 ≤ n < 32,768: multiples of 2,048
+        Assert.Equal(20_480, StoragePool.Capacity(20_480));
+    }
+
+    [Fact]
+    public void A_tensor_on_a_longer_array_reads_and_writes_only_its_own_elements()
+    {
+        float[] array;
+        using (NewDisposeScope())
+        {
+            var junk = full(20_480, float.NaN);                     // fills the whole array of 20,480
+            array = junk.Arr<float>();
+        }
+        var y = ones(20_000);                                       // the same array, 480 NaNs past its end
+        Assert.Same(array, y.Arr<float>());
+        Assert.Equal(20_000f, y.sum().item<float>());
+        Assert.Equal(1f, y.softmax(0).sum().item<float>(), 4);
+        Assert.Equal(20_000, y.data<float>().ToArray().Length);
+        Assert.Equal(20_000f, y.cumsum(0)[-1].item<float>());
+    }
+
+    [Fact]
     public void Moved_out_tensors_and_their_views_keep_their_storage()
     {
         Tensor moved, view;
