@@ -46,8 +46,10 @@ internal static class StoragePool
 {
     /// <summary>Arrays shorter than this are left to the garbage collector: they die young and cheaply.</summary>
     internal const int MinLength = 4096;
-    /// <summary>At most this many bytes wait in the pool.</summary>
-    internal const long MaxPooledBytes = 1L << 30;
+    /// <summary>At most this many bytes wait in the pool: an eighth of the memory the process may use, at least
+    /// 512 MiB (a step at the bench's L config keeps about 1 GB of tensors until its scope closes).</summary>
+    internal static readonly long MaxPooledBytes =
+        Math.Max(512L << 20, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 8);
 
     private sealed class Bucket
     {
