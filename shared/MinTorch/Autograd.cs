@@ -24,57 +24,13 @@ public static class Autograd
         internal readonly Tensor[] Inputs;
         internal readonly Func<Tensor, Tensor>?[] Backward;
 
-        internal long Serial;   // its place in recording order (RecordCount when it was recorded)
+        internal long Serial;   // its place in recording order (GraphLedger, in Storage.cs)
         internal bool Done;     // a backward pass without retain_graph has been through it
 
         internal Node(string name, Tensor[] inputs, Func<Tensor, Tensor>?[] backward)
         {
             Name = name; Inputs = inputs; Backward = backward;
         }
-    }
-
-    // ------------------------------------------------------------------ which recorded ops are still waiting
-
-    // A backward function may read tensors it captured when its op ran, so their storage must not go back to the
-    // pool (Storage.cs) while that op still waits for its backward pass. Ops are numbered in recording order and
-    // counted in blocks of 64 until a backward pass without retain_graph is done with them; a storage allocated at
-    // RecordCount = b can only have been captured by ops numbered above b, so it may be reused when every block
-    // from b on is empty. A graph that is never back-propagated keeps its blocks forever: the storages made before
-    // it are then left to the garbage collector, as they were before the pool.
-    private const int BlockBits = 6;
-    private static readonly Dictionary<long, int> _waiting = new();
-    private static long _recorded;
-
-    /// <summary>How many ops have been recorded so far, in all threads.</summary>
-    internal static long RecordCount => Interlocked.Read(ref _recorded);
-
-    /// <summary>True when every op recorded after <paramref name="birth"/> has been back-propagated (or none
-    /// was).</summary>
-    internal static bool NothingRecordedSince(long birth)
-    {
-        lock (_waiting)
-        {
-            long first = birth >> BlockBits, last = RecordCount >> BlockBits;
-            if (last - first > 4096) return false;        // too far back to check cheaply: let the GC have it
-            for (long b = last; b >= first; b--)
-                if (_waiting.ContainsKey(b)) return false;
-            return true;
-        }
-    }
-
-    private static void Waiting(Node node)
-    {
-        node.Serial = Interlocked.Increment(ref _recorded);
-        long block = node.Serial >> BlockBits;
-        lock (_waiting) { _waiting[block] = _waiting.GetValueOrDefault(block) + 1; }
-    }
-
-    private static void MarkDone(Node node)
-    {
-        if (node.Done) return;
-        node.Done = true;
-        long block = node.Serial >> BlockBits;
-        lock (_waiting) { if (--_waiting[block] == 0) _waiting.Remove(block); }
     }
 
     [ThreadStatic] private static int _gradDisabledDepth;
@@ -132,7 +88,7 @@ public static class Autograd
     {
         if (!result.IsFloat)
             return result; // integer and bool results (argmax, comparisons) carry no gradient
-        Waiting(node);
+        GraphLedger.Recorded(node);
         result.grad_fn = node;
         result.SetRequiresGradUnchecked(true);
         return result;
@@ -198,118 +154,85 @@ public static class Autograd
     /// (reverse topological order), then hands each tensor's total gradient to its node's backward
     /// functions and sums what they return into the inputs' gradients.
     /// </summary>
-    /// <remarks>Without <paramref name="create_graph"/> nothing the pass makes is recorded, so the pass knows when
-    /// each tensor it made is no longer needed and disposes it there, and its storage is reused by the next node
-    /// (Storage.cs): each node's temporaries when the node is done, each gradient once it has been handed on.
-    /// Only the leaves' <c>.grad</c> and what <c>autograd.grad</c> returns leave the pass.</remarks>
+    /// <remarks>The <c>memory?.</c> calls only hand storage back for reuse (<see cref="PassMemory"/> in Storage.cs):
+    /// a node's temporaries when the node is done, a gradient once nothing needs it. Without
+    /// <paramref name="retain_graph"/> each node is marked done, as PyTorch frees what it saved.</remarks>
     private static Dictionary<Tensor, Tensor>? Run(Tensor[] roots, Tensor[] seeds, bool retain_graph, bool create_graph,
         IList<Tensor>? inputs)
     {
         var order = TopologicalOrder(roots);
         var grads = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance);
-        // The pass's own tensors: the gradients it makes and, until their node is done, the nodes' temporaries.
-        var pass = create_graph ? null : new DisposeScope();
-        var live = new Dictionary<Tensor, int>(ReferenceEqualityComparer.Instance); // gradient → slots in grads
-        try
+        using var memory = create_graph ? null : new PassMemory();    // with create_graph every tensor is kept
+        for (int i = 0; i < roots.Length; i++) Accumulate(grads, null, memory, roots[i], seeds[i]);
+        // Sums this pass created and has not handed to a backward function yet: nothing else can see them,
+        // so a third (fourth, ...) contribution is added into them in place. Not with create_graph, where
+        // every sum must be recorded.
+        var owned = create_graph ? null : new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
+
+        var wanted = inputs is null ? null : new HashSet<Tensor>(inputs, ReferenceEqualityComparer.Instance);
+        var found = inputs is null ? null : new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance);
+
+        using var mode = new GradMode(create_graph);
+        for (int k = order.Count - 1; k >= 0; k--)
         {
-            for (int i = 0; i < roots.Length; i++) Accumulate(grads, null, live, pass, roots[i], seeds[i]);
-            // Sums this pass created and has not handed to a backward function yet: nothing else can see them,
-            // so a third (fourth, ...) contribution is added into them in place. Not with create_graph, where
-            // every sum must be recorded.
-            var owned = create_graph ? null : new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
-
-            var wanted = inputs is null ? null : new HashSet<Tensor>(inputs, ReferenceEqualityComparer.Instance);
-            var found = inputs is null ? null : new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance);
-
-            using var mode = new GradMode(create_graph);
-            for (int k = order.Count - 1; k >= 0; k--)
+            var t = order[k];
+            if (!grads.Remove(t, out var g)) continue; // nothing flowed here
+            owned?.Remove(g);
+            if (wanted is not null && wanted.Contains(t)) found![t] = memory?.Give(g) ?? g;
+            var node = t.grad_fn;
+            if (node is null)
             {
-                var t = order[k];
-                if (!grads.Remove(t, out var g)) continue; // nothing flowed here
-                owned?.Remove(g);
-                if (wanted is not null && wanted.Contains(t))
-                {
-                    found![t] = g;
-                    if (g.Scope == pass) g.MoveToOuterDisposeScope();   // returned to the caller: theirs now
-                }
-                var node = t.grad_fn;
-                if (node is null)
-                {
-                    if (wanted is null && t.requires_grad) AccumulateLeaf(t, g, create_graph);
-                }
-                else
-                {
-                    var gxs = new Tensor?[node.Inputs.Length];
-                    using (var temporaries = pass is null ? null : new DisposeScope())
-                    {
-                        for (int i = 0; i < node.Inputs.Length; i++)
-                        {
-                            var fn = node.Backward[i];
-                            if (fn is null) continue;
-                            var x = node.Inputs[i];
-                            var gx = fn(g);
-                            if (!Shapes.Equal(gx._shape, x._shape))
-                                throw new InvalidOperationException(
-                                    $"internal: backward of {node.Name} returned a gradient of shape " +
-                                    $"{gx.ShapeString} for an input of shape {x.ShapeString}");
-                            if (gx._dtype != x._dtype) gx = gx.to_type(x._dtype);
-                            if (temporaries is not null && gx.Scope == temporaries) gx.MoveToOuterDisposeScope();
-                            gxs[i] = gx;
-                        }
-                    }
-                    for (int i = 0; i < gxs.Length; i++)
-                        if (gxs[i] is Tensor gx) Accumulate(grads, owned, live, pass, node.Inputs[i], gx);
-                    if (!retain_graph) MarkDone(node);
-                }
-                Drop(live, pass, g);
+                if (wanted is null && t.requires_grad) AccumulateLeaf(t, g, create_graph);
             }
-            return found;
+            else
+            {
+                var gxs = new Tensor?[node.Inputs.Length];
+                using (memory?.NodeTemporaries())
+                {
+                    for (int i = 0; i < node.Inputs.Length; i++)
+                    {
+                        var fn = node.Backward[i];
+                        if (fn is null) continue;
+                        var x = node.Inputs[i];
+                        var gx = fn(g);
+                        if (!Shapes.Equal(gx._shape, x._shape))
+                            throw new InvalidOperationException(
+                                $"internal: backward of {node.Name} returned a gradient of shape {gx.ShapeString} " +
+                                $"for an input of shape {x.ShapeString}");
+                        if (gx._dtype != x._dtype) gx = gx.to_type(x._dtype);
+                        gxs[i] = memory?.Keep(gx) ?? gx;
+                    }
+                }
+                for (int i = 0; i < gxs.Length; i++)
+                    if (gxs[i] is Tensor gx) Accumulate(grads, owned, memory, node.Inputs[i], gx);
+                if (!retain_graph) GraphLedger.Done(node);
+            }
+            memory?.LetGo(g);
         }
-        finally
-        {
-            pass?.Dispose();
-        }
-    }
-
-    /// <summary>The pass is done with <paramref name="g"/> in one slot of grads (or, with <paramref name="held"/>
-    /// false, in none): it disposes it unless another slot still holds the same tensor or it is not the pass's own
-    /// (a caller's seed, a tensor the forward pass made, a result moved out).</summary>
-    private static void Drop(Dictionary<Tensor, int> live, DisposeScope? pass, Tensor g, bool held = true)
-    {
-        if (pass is null) return;
-        if (held)
-        {
-            int n = live.GetValueOrDefault(g) - 1;
-            if (n > 0) { live[g] = n; return; }
-            live.Remove(g);
-        }
-        if (g.Scope == pass) g.Dispose();
+        return found;
     }
 
     /// <summary>grads[t] += g: the first contribution is kept as it is, the second makes a new sum, later ones
-    /// are added into that sum in place when this pass owns it (<paramref name="owned"/>). <paramref name="live"/>
-    /// counts the slots holding each gradient, so a gradient is disposed when no slot needs it.</summary>
-    private static void Accumulate(Dictionary<Tensor, Tensor> grads, HashSet<Tensor>? owned,
-        Dictionary<Tensor, int> live, DisposeScope? pass, Tensor t, Tensor g)
+    /// are added into that sum in place when this pass owns it (<paramref name="owned"/>).</summary>
+    private static void Accumulate(Dictionary<Tensor, Tensor> grads, HashSet<Tensor>? owned, PassMemory? memory,
+        Tensor t, Tensor g)
     {
         if (!grads.TryGetValue(t, out var existing))
         {
-            grads[t] = g;
-            live[g] = live.GetValueOrDefault(g) + 1;
+            grads[t] = memory?.Hold(g) ?? g;
             return;
         }
         if (owned is not null && owned.Contains(existing) && existing._dtype == g._dtype && Shapes.Equal(existing._shape, g._shape))
         {
             AddInto(existing, g);
-            if (!live.ContainsKey(g)) Drop(live, pass, g, held: false);
+            memory?.Used(g);
             return;
         }
         var sum = existing + g;
-        grads[t] = sum;
-        live[sum] = 1;
+        grads[t] = memory?.Hold(sum) ?? sum;
         owned?.Add(sum);
-        Drop(live, pass, existing);
-        if (!live.ContainsKey(g)) Drop(live, pass, g, held: false);
+        memory?.LetGo(existing);
+        memory?.Used(g);
     }
 
     /// <summary>acc += g elementwise (same shape and float dtype); chunks are independent, so any split gives the same bits.</summary>

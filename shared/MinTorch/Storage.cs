@@ -19,7 +19,7 @@ namespace TorchSharp;
 /// </list>
 /// <para>One more condition keeps a recorded graph correct: a backward function may have captured the storage (a
 /// saved input, mask or output). A storage goes back to the pool only when no op recorded after it was allocated is
-/// still waiting for its backward pass (<see cref="Autograd.NothingRecordedSince"/>); a backward pass without
+/// still waiting for its backward pass (<see cref="GraphLedger.NothingRecordedSince"/>); a backward pass without
 /// <c>retain_graph</c> marks the ops it has been through as done, as PyTorch frees their saved tensors. Everything
 /// else (tensors never disposed, small tensors, integer tensors) is left to the garbage collector as before.</para>
 /// <para>Arrays come back out of the pool with old contents; <c>Tensor.Empty</c> never promised zeros and
@@ -100,7 +100,7 @@ internal static class StoragePool
         // copies them (in the young generations it copied the live ones at every collection).
         data ??= dbl ? GC.AllocateUninitializedArray<double>(length, pinned: true)
                    : GC.AllocateUninitializedArray<float>(length, pinned: true);
-        Owners.AddOrUpdate(data, new Storage(data, Autograd.RecordCount));
+        Owners.AddOrUpdate(data, new Storage(data, GraphLedger.RecordCount));
         return data;
     }
 
@@ -111,7 +111,7 @@ internal static class StoragePool
     /// recorded op that may have captured it is still waiting for its backward pass.</summary>
     internal static void Release(Storage s)
     {
-        if (Interlocked.Decrement(ref s.Handles) > 0 || s.Released || !Autograd.NothingRecordedSince(s.Birth)) return;
+        if (Interlocked.Decrement(ref s.Handles) > 0 || s.Released || !GraphLedger.NothingRecordedSince(s.Birth)) return;
         s.Released = true;
         long bytes = Bytes(s.Data);
         lock (Lock)
@@ -138,4 +138,104 @@ internal static class StoragePool
     }
 
     private static long Bytes(Array a) => (long)a.Length * (a is double[] ? 8 : 4);
+}
+
+/// <summary>Which recorded ops still wait for their backward pass (see <see cref="Storage"/>).</summary>
+internal static class GraphLedger
+{
+    // A backward function may read tensors it captured when its op ran, so their storage must not go back to the
+    // pool (Storage.cs) while that op still waits for its backward pass. Ops are numbered in recording order and
+    // counted in blocks of 64 until a backward pass without retain_graph is done with them; a storage allocated at
+    // RecordCount = b can only have been captured by ops numbered above b, so it may be reused when every block
+    // from b on is empty. A graph that is never back-propagated keeps its blocks forever: the storages made before
+    // it are then left to the garbage collector, as they were before the pool.
+    private const int BlockBits = 6;
+    private static readonly Dictionary<long, int> _waiting = new();
+    private static long _recorded;
+
+    /// <summary>How many ops have been recorded so far, in all threads.</summary>
+    internal static long RecordCount => Interlocked.Read(ref _recorded);
+
+    /// <summary>True when every op recorded after <paramref name="birth"/> has been back-propagated (or none
+    /// was).</summary>
+    internal static bool NothingRecordedSince(long birth)
+    {
+        lock (_waiting)
+        {
+            long first = birth >> BlockBits, last = RecordCount >> BlockBits;
+            if (last - first > 4096) return false;        // too far back to check cheaply: let the GC have it
+            for (long b = last; b >= first; b--)
+                if (_waiting.ContainsKey(b)) return false;
+            return true;
+        }
+    }
+
+    internal static void Recorded(Autograd.Node node)
+    {
+        node.Serial = Interlocked.Increment(ref _recorded);
+        long block = node.Serial >> BlockBits;
+        lock (_waiting) { _waiting[block] = _waiting.GetValueOrDefault(block) + 1; }
+    }
+
+    internal static void Done(Autograd.Node node)
+    {
+        if (node.Done) return;
+        node.Done = true;
+        long block = node.Serial >> BlockBits;
+        lock (_waiting) { if (--_waiting[block] == 0) _waiting.Remove(block); }
+    }
+}
+
+/// <summary>
+/// The storage of one backward pass without <c>create_graph</c> (<c>Autograd.Run</c>). Nothing the pass makes is
+/// recorded then, so the pass knows when it is done with each tensor it made: a backward function's temporaries when
+/// its node is done, a gradient when no slot of the pass's table holds it any longer. Only the leaves' <c>.grad</c>
+/// (copies, taken out of every scope) and what <c>autograd.grad</c> returns (moved to the caller's scope) leave it.
+/// </summary>
+internal sealed class PassMemory : IDisposable
+{
+    private readonly DisposeScope _pass = new();                   // every tensor the pass makes joins it first
+    private readonly Dictionary<torch.Tensor, int> _slots = new(ReferenceEqualityComparer.Instance);
+    private DisposeScope? _node;
+
+    /// <summary>A scope for one node's backward functions: what they make and do not return goes with it.</summary>
+    internal IDisposable NodeTemporaries() => _node = new DisposeScope();
+
+    /// <summary>A gradient a backward function returned: it outlives its node's temporaries.</summary>
+    internal torch.Tensor Keep(torch.Tensor gx)
+    {
+        if (gx.Scope == _node) gx.MoveToOuterDisposeScope();
+        return gx;
+    }
+
+    /// <summary><paramref name="g"/> takes a slot in the table of pending gradients.</summary>
+    internal torch.Tensor Hold(torch.Tensor g)
+    {
+        _slots[g] = _slots.GetValueOrDefault(g) + 1;
+        return g;
+    }
+
+    /// <summary>A slot lets go of <paramref name="g"/>.</summary>
+    internal void LetGo(torch.Tensor g)
+    {
+        int n = _slots.GetValueOrDefault(g) - 1;
+        if (n > 0) _slots[g] = n;
+        else { _slots.Remove(g); Used(g); }
+    }
+
+    /// <summary><paramref name="g"/> has been used: disposed when no slot holds it and the pass made it (not a
+    /// caller's seed, not a tensor of the forward pass, not a result already given out).</summary>
+    internal void Used(torch.Tensor g)
+    {
+        if (!_slots.ContainsKey(g) && g.Scope == _pass) g.Dispose();
+    }
+
+    /// <summary>A result of <c>autograd.grad</c>: the caller's now.</summary>
+    internal torch.Tensor Give(torch.Tensor g)
+    {
+        if (g.Scope == _pass) g.MoveToOuterDisposeScope();
+        return g;
+    }
+
+    public void Dispose() => _pass.Dispose();
 }

@@ -94,8 +94,8 @@ public static class GenericBenches
     }
 
     // Each step runs in its own dispose scope, as TorchSharp code must to free a step's activations when the step
-    // ends (PyTorch frees them by reference count); what the next step needs is moved out. On MinTorch the scopes
-    // and moves do nothing.
+    // ends (PyTorch frees them by reference count); what the next step needs is moved out. MinTorch hands the
+    // step's storage back to its pool there, for the next step to reuse.
 
     public static Tensor GenerateCached(GenericGpt model, Tensor prompts)
     {
