@@ -259,13 +259,20 @@ public static class Autograd
             // same storage could reach two leaves; each .grad gets its own copy, so in-place edits such as
             // clip_grad_norm_ touch one parameter only.
             if (create_graph) { leaf.grad = g; return; }
-            var copy = Tensor.Empty(g._shape, g._dtype);
+            var copy = Tensor.Empty(g._shape, g._dtype, pooled: false);  // outlives the pass and its scopes
             Array.Copy(g._storage, copy._storage, g._numel);
             leaf.grad = copy;
         }
-        else
+        else if (create_graph || leaf.grad._dtype != g._dtype || !Shapes.Equal(leaf.grad._shape, g._shape))
         {
             leaf.grad = create_graph ? leaf.grad + g : (leaf.grad.detach() + g).detach();
+        }
+        else
+        {
+            var sum = Tensor.Empty(g._shape, g._dtype, pooled: false);     // a new .grad: old one + g
+            Array.Copy(leaf.grad._storage, sum._storage, g._numel);
+            AddInto(sum, g);
+            leaf.grad = sum;
         }
     }
 

@@ -75,10 +75,13 @@ internal static class StoragePool
     }
 
     /// <summary>A storage for a float32 or float64 tensor of <paramref name="n"/> elements, or null when the pool
-    /// does not serve it (too small, another dtype); contents are whatever the array held before.</summary>
+    /// does not serve it (too small, another dtype, no dispose scope open); contents are whatever the array held
+    /// before.</summary>
     internal static Array? Rent(ScalarType dtype, int n)
     {
-        if (n < MinLength || dtype is not (ScalarType.Float32 or ScalarType.Float64)) return null;
+        // Without an open scope nothing will give the array back: a plain one dies young and cheaply.
+        if (n < MinLength || dtype is not (ScalarType.Float32 or ScalarType.Float64) || DisposeScope.Current is null)
+            return null;
         bool dbl = dtype == ScalarType.Float64;
         int length = Capacity(n);
         Array? data = null;

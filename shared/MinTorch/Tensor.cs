@@ -103,10 +103,13 @@ public static partial class torch
         internal ReadOnlySpan<T> RSpan<T>() => new(Unsafe.As<T[]>(_storage), 0, _numel);
 
         /// <summary>A fresh tensor of this shape and dtype whose elements are not initialised.</summary>
-        internal static Tensor Empty(long[] shape, ScalarType dtype)
+        /// <remarks>Large float storage comes from the pool (Storage.cs) when a dispose scope is open, which will
+        /// give it back; otherwise, or with <paramref name="pooled"/> false (a tensor that outlives every scope, such
+        /// as a leaf's <c>.grad</c>), it is a plain array that the garbage collector frees.</remarks>
+        internal static Tensor Empty(long[] shape, ScalarType dtype, bool pooled = true)
         {
             int n = checked((int)Shapes.Numel(shape));
-            Array storage = StoragePool.Rent(dtype, n) ?? dtype switch
+            Array storage = (pooled ? StoragePool.Rent(dtype, n) : null) ?? dtype switch
             {
                 ScalarType.Float32 => GC.AllocateUninitializedArray<float>(n),
                 ScalarType.Float64 => GC.AllocateUninitializedArray<double>(n),

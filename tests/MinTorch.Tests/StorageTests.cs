@@ -26,9 +26,28 @@ public class StorageTests
         var e = Assert.Throws<ObjectDisposedException>(() => x.sum());
         Assert.Contains("MoveToOuterDisposeScope", e.Message);
         Assert.Contains($"[{N}]", e.Message);
-        var y = empty(N);
-        Assert.Same(array, y.Arr<float>());
+        using (NewDisposeScope())
+        {
+            var y = empty(N);
+            Assert.Same(array, y.Arr<float>());
+        }
         Assert.True(StoragePool.Reused > 0);
+    }
+
+    [Fact]
+    public void Without_a_scope_and_for_gradients_memory_is_left_to_the_garbage_collector()
+    {
+        // Nothing would give such storage back, and a pooled array that is dropped costs more than a plain one.
+        var w = randn(new long[] { 128, 96 }).requires_grad_();
+        Assert.Null(StoragePool.OwnerOf(w.Arr<float>()));
+        using (NewDisposeScope())
+        {
+            Assert.NotNull(StoragePool.OwnerOf(randn(N).Arr<float>()));
+            (w * w).sum().backward();
+            (w * 3).sum().backward();
+        }
+        Assert.Null(StoragePool.OwnerOf(w.grad!.Arr<float>()));                 // a leaf's .grad outlives scopes
+        Assert.Equal((w * 2 + 3).data<float>().ToArray(), w.grad.data<float>().ToArray());
     }
 
     [Fact]
@@ -55,6 +74,7 @@ public class StorageTests
             var junk = full(20_480, float.NaN);                     // fills the whole array of 20,480
             array = junk.Arr<float>();
         }
+        using var _ = NewDisposeScope();
         var y = ones(20_000);                                       // the same array, 480 NaNs past its end
         Assert.Same(array, y.Arr<float>());
         Assert.Equal(20_000f, y.sum().item<float>());
@@ -76,9 +96,12 @@ public class StorageTests
             moved = scope.MoveToOuter(randn(M));
         }
         Assert.Equal(expected, view.data<float>().ToArray());
-        var other = empty(M);                                      // must not get view's array
-        Assert.NotSame(view.Arr<float>(), other.Arr<float>());
-        Assert.NotSame(moved.Arr<float>(), other.Arr<float>());
+        using (NewDisposeScope())
+        {
+            var other = empty(M);                                  // must not get view's array
+            Assert.NotSame(view.Arr<float>(), other.Arr<float>());
+            Assert.NotSame(moved.Arr<float>(), other.Arr<float>());
+        }
         Assert.Equal(M, moved.numel());
     }
 
