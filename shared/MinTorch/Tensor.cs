@@ -438,7 +438,6 @@ public static partial class torch
 
         /// <summary>The scope this tensor joined (set by <see cref="DisposeScope"/>).</summary>
         internal DisposeScope? Scope { get => _scope; set => _scope = value; }
-        internal bool IsDisposed => _disposed;
     }
 
     /// <summary>A read-only view of a tensor's elements (what TorchSharp's <c>data&lt;T&gt;()</c> returns).</summary>
