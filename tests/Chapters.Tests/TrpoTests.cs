@@ -234,6 +234,10 @@ public class TrpoTests
             }
             Assert.True(scale > 0.5, $"the product is too small ({scale}) to test anything");
         }
+        // CI failed here once on TorchSharp (2026-12-04): "Tensor invalid -- empty handle" in autograd.grad, a
+        // parameter handle in ps gone mid-test, after the last use of model. Keeping the module alive to the end
+        // rules out its finalizer.
+        GC.KeepAlive(model);
     }
 }
 
