@@ -114,7 +114,8 @@ internal static class StoragePool
     /// recorded op that may have captured it is still waiting for its backward pass.</summary>
     internal static void Release(Storage s)
     {
-        if (Interlocked.Decrement(ref s.Handles) > 0 || s.Released || !GraphLedger.NothingRecordedSince(s.Birth)) return;
+        if (Interlocked.Decrement(ref s.Handles) > 0 || s.Released) return;
+        if (!GraphLedger.NothingRecordedSince(s.Birth)) return;   // a waiting op may have captured it
         s.Released = true;
         long bytes = Bytes(s.Data);
         lock (Lock)
@@ -147,13 +148,12 @@ internal static class StoragePool
 internal static class GraphLedger
 {
     // A backward function may read tensors it captured when its op ran, so their storage must not go back to the
-    // pool (Storage.cs) while that op still waits for its backward pass. Ops are numbered in recording order and
-    // counted in blocks of 64 until a backward pass without retain_graph is done with them; a storage allocated at
-    // RecordCount = b can only have been captured by ops numbered above b, so it may be reused when every block
-    // from b on is empty. A graph that is never back-propagated keeps its blocks forever: the storages made before
-    // it are then left to the garbage collector, as they were before the pool.
-    private const int BlockBits = 6;
-    private static readonly Dictionary<long, int> _waiting = new();
+    // pool while that op still waits for its backward pass. Ops are numbered in recording order; a storage
+    // allocated when RecordCount was b can only have been captured by ops numbered above b, so it may be reused
+    // when none of those still waits. Waiting ops are kept as one bit each in blocks of 64 numbers. A graph that is
+    // never back-propagated keeps its bits forever: the storages made before it are then left to the garbage
+    // collector, as they were before the pool.
+    private static readonly Dictionary<long, ulong> _waiting = new();   // block → bit i: op 64·block + i waits
     private static long _recorded;
 
     /// <summary>How many ops have been recorded so far, in all threads.</summary>
@@ -165,28 +165,36 @@ internal static class GraphLedger
     {
         lock (_waiting)
         {
-            long first = birth >> BlockBits, last = RecordCount >> BlockBits;
+            long first = birth >> 6, last = RecordCount >> 6;
             if (last - first > 4096) return false;        // too far back to check cheaply: let the GC have it
-            for (long b = last; b >= first; b--)
+            for (long b = last; b > first; b--)
                 if (_waiting.ContainsKey(b)) return false;
-            return true;
+            int after = (int)(birth & 63) + 1;             // in birth's own block, only the ops numbered above it
+            return after == 64 || !_waiting.TryGetValue(first, out var bits) || bits >> after == 0;
         }
     }
 
+    /// <summary>Numbers a newly recorded op and marks it waiting.</summary>
     internal static void Recorded(Autograd.Node node)
     {
         node.Serial = Interlocked.Increment(ref _recorded);
-        long block = node.Serial >> BlockBits;
-        lock (_waiting) { _waiting[block] = _waiting.GetValueOrDefault(block) + 1; }
+        lock (_waiting) { _waiting[node.Serial >> 6] = _waiting.GetValueOrDefault(node.Serial >> 6) | Bit(node); }
     }
 
+    /// <summary>A backward pass without retain_graph has been through <paramref name="node"/>.</summary>
     internal static void Done(Autograd.Node node)
     {
         if (node.Done) return;
         node.Done = true;
-        long block = node.Serial >> BlockBits;
-        lock (_waiting) { if (--_waiting[block] == 0) _waiting.Remove(block); }
+        long block = node.Serial >> 6;
+        lock (_waiting)
+        {
+            ulong bits = _waiting[block] & ~Bit(node);
+            if (bits == 0) _waiting.Remove(block); else _waiting[block] = bits;
+        }
     }
+
+    private static ulong Bit(Autograd.Node node) => 1UL << (int)(node.Serial & 63);
 }
 
 /// <summary>

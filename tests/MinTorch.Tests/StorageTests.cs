@@ -4,13 +4,19 @@ using static TorchSharp.torch;
 
 namespace TorchSharp.Tests;
 
+/// <summary>Runs the pool's tests alone: a test running alongside could take the array one of them looks for, or
+/// record ops that hold a storage back from the pool.</summary>
+[CollectionDefinition("pool", DisableParallelization = true)]
+public class PoolCollection { }
+
 /// <summary>
 /// The storage pool (shared/MinTorch/Storage.cs): dispose scopes and the backward pass hand large float storage back
 /// for reuse, and nothing that is still needed is ever handed back.
 /// </summary>
+[Collection("pool")]
 public class StorageTests
 {
-    // Sizes no other test uses, so a test running alongside cannot take the array this one looks for.
+    // Sizes no other test uses.
     const int N = 12_347, M = 9_973;
 
     [Fact]
@@ -32,6 +38,24 @@ public class StorageTests
             Assert.Same(array, y.Arr<float>());
         }
         Assert.True(StoragePool.Reused > 0);
+    }
+
+    [Fact]
+    public void A_graph_never_back_propagated_holds_back_only_the_storage_made_before_it()
+    {
+        float[] before, after;
+        var w = randn(8).requires_grad_();
+        using (NewDisposeScope())
+        {
+            before = randn(26_000).Arr<float>();
+            _ = (w * 2).sum();                                      // recorded after `before`, never back-propagated
+            after = randn(31_000).Arr<float>();
+        }
+        using (NewDisposeScope())
+        {
+            Assert.Same(after, empty(31_000).Arr<float>());         // made after every op of the graph
+            Assert.NotSame(before, empty(26_000).Arr<float>());     // the graph could have captured it
+        }
     }
 
     [Fact]
