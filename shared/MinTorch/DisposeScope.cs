@@ -58,13 +58,9 @@ public sealed class DisposeScope : IDisposable
         if (_disposed) return;
         _disposed = true;
         // Scopes close innermost first; one left open inside this one (a missing using) closes with it.
+        for (var s = _current; s is not null && s != this; s = s.Outer)
+            if (s.Outer == this) { s.Dispose(); break; }
         if (_current == this) _current = Outer;
-        else
-        {
-            for (var s = _current; s is not null; s = s.Outer)
-                if (s.Outer == this) { s.Dispose(); break; }
-            if (_current == this) _current = Outer;
-        }
         foreach (var t in _tensors)
             if (t.Scope == this) t.Dispose();   // a tensor moved out or detached has another scope, or none
         _tensors.Clear();

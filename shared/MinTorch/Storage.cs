@@ -62,8 +62,8 @@ internal static class StoragePool
     private static readonly ConditionalWeakTable<Array, Storage> Owners = new();
     private static long _pooledBytes, _clock;
 
-    /// <summary>Statistics for tests: arrays handed out again and arrays returned.</summary>
-    internal static long Reused, Returned;
+    /// <summary>For tests: how many times an array was handed out again.</summary>
+    internal static long Reused;
 
     /// <summary>The array length that serves <paramref name="n"/> elements: n rounded up to a multiple of 2^(k-3),
     /// where 2^k ≤ n &lt; 2^(k+1).</summary>
@@ -120,7 +120,6 @@ internal static class StoragePool
         long bytes = Bytes(s.Data);
         lock (Lock)
         {
-            Returned++;
             var key = (s.Data is double[], s.Data.Length);
             if (!Free.TryGetValue(key, out var bucket)) Free[key] = bucket = new Bucket { LastUse = ++_clock };
             while (_pooledBytes + bytes > MaxPooledBytes && EvictOldest(bucket)) { }
